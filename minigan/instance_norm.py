@@ -1,17 +1,260 @@
-"""Instance norm (placeholder: being written)."""
+"""Instance normalization and the fused instance norm + (Leaky)ReLU, with a hand-derived backward.
+
+Instance norm (Ulyanov et al. 2016) normalizes every (sample, channel) plane on its own, over H,W:
+
+    mean = (1/M) sum_i x_i                      M = H*W, the plane's size
+    var  = (1/M) sum_i (x_i - mean)^2           biased variance, as torch
+    rstd = 1 / sqrt(var + eps)
+    x_hat_i = (x_i - mean) * rstd
+    z_i = gamma * x_hat_i + beta                gamma, beta: one per channel (affine=True), else 1, 0
+    y_i = leaky_relu(z_i) = z_i if z_i > 0 else slope * z_i      (the fused op; slope 0 = ReLU)
+
+CycleGAN and pix2pix put an activation right after every instance norm, so the pair is one op here,
+`instance_norm_leaky_relu`: one pass over the data forward, one backward, nothing in between saved.
+
+Backward. Write g = dL/dy (the upstream gradient). Going back through the activation:
+
+    dz_i = g_i          if z_i > 0          the mask is read off the saved output: for slope >= 0,
+    dz_i = slope * g_i  otherwise           y > 0 exactly when z > 0 (so negative slopes are refused)
+
+then through the affine step (summed over every plane of that channel, i.e. over N, H, W):
+
+    dbeta  = sum dz          dgamma = sum dz * x_hat          dx_hat = gamma * dz
+
+and through the normalization, whose every output depends on every input of the plane via mean and
+rstd. With dx_hat_i known, the chain rule through x_hat_i = (x_i - mean) * rstd gives
+
+    dx_i = rstd * (dx_hat_i - mean_j(dx_hat_j) - x_hat_i * mean_j(dx_hat_j * x_hat_j))
+
+(the first term is the direct path, the second comes through `mean`, the third through `rstd`).
+Because gamma is constant on a plane, both means are the two per-plane sums the affine backward needs
+anyway: sum dz and sum dz * x_hat. So backward is one reduction pass and one elementwise pass, and it
+needs only x_hat (saved instead of x), rstd, gamma, and for the activation the output y.
+
+Numerics. The variance is computed in two passes (mean first, then the mean of squared deviations).
+The one-pass E[x^2] - E[x]^2 cancels catastrophically in float32 when the mean is large next to the
+spread -- it can even go negative:
+
+>>> x = torch.tensor([10000.0, 10000.0, 10000.0, 10001.0])
+>>> float((x * x).mean() - x.mean() ** 2), float(((x - x.mean()) ** 2).mean())   # true: 0.1875
+(0.0, 0.1875)
+
+float16/bfloat16 inputs are computed in float32 and cast back; float64 stays float64.
+
+Double backward is not supported (backward is marked once_differentiable); float64 gradcheck passes.
+`impl="triton"` runs the same math as Triton kernels from `minigan.kernels`; this plain-torch path is
+their reference.
+
+>>> x = torch.randn(2, 3, 8, 8)
+>>> torch.allclose(instance_norm(x), torch.nn.functional.instance_norm(x), atol=1e-5)
+True
+>>> y = instance_norm_leaky_relu(x, negative_slope=0.2)
+>>> torch.allclose(y, torch.nn.functional.leaky_relu(instance_norm(x), 0.2), atol=1e-5)
+True
+"""
+import importlib.util
+import math
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+
+def _compute_dtype(dtype):
+    # half precision has too few bits for sums over a whole plane: accumulate in float32
+    return torch.promote_types(dtype, torch.float32)
+
+
+def _check(name, input, weight, bias, eps):
+    if not input.is_floating_point():
+        # torch raises NotImplementedError for integer inputs to its norms
+        raise NotImplementedError(f"{name}: input must be a floating-point tensor, got {input.dtype}")
+    if input.dim() < 3:
+        raise ValueError(f"{name}: input must be (N, C, *spatial) with at least 3 dims, "
+                         f"got shape {tuple(input.shape)}")
+    if math.prod(input.shape[2:]) == 1:
+        # as torch: a one-element plane normalizes to exactly 0 whatever the input (a silent bug)
+        raise ValueError(f"{name}: expected more than 1 spatial element per plane, "
+                         f"got input size {tuple(input.shape)}")
+    channels = input.shape[1]
+    for arg, tensor in (("weight", weight), ("bias", bias)):
+        if tensor is not None and tensor.numel() != channels:
+            raise RuntimeError(f"{name}: {arg} should have {channels} elements (one per channel "
+                               f"of input), got shape {tuple(tensor.shape)}")
+    if eps < 0:
+        raise ValueError(f"{name}: eps must be >= 0, got {eps}")
+
+
+def _per_plane(param, n, c, dtype):
+    """A per-channel (C,) parameter as a (N*C, 1) column, one value per plane (row)."""
+    return param.to(dtype).reshape(1, c).expand(n, c).reshape(n * c, 1)
+
+
+class _InstanceNormAct(torch.autograd.Function):
+    """y = act(x_hat * gamma + beta), act = leaky_relu(., slope) or identity (slope None).
+
+    Every plane is one row of an (N*C, M) matrix, so all reductions are row sums.
+    """
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, negative_slope, eps):
+        n, c = input.shape[:2]
+        m = math.prod(input.shape[2:])
+        dtype = _compute_dtype(input.dtype)
+        x = input.reshape(n * c, m).to(dtype)             # (N*C, M), a copy only when needed
+        mean = x.mean(1, keepdim=True)                    # (N*C, 1)
+        x_hat = x - mean                                  # pass 2 of the two-pass variance
+        var = x_hat.square().mean(1, keepdim=True)
+        rstd = (var + eps).rsqrt()
+        x_hat.mul_(rstd)
+        z = x_hat
+        if weight is not None:
+            z = z * _per_plane(weight, n, c, dtype)
+        if bias is not None:
+            z = z + _per_plane(bias, n, c, dtype)
+        y = z if negative_slope is None else torch.where(z > 0, z, z * negative_slope)
+        out = y.to(input.dtype).reshape(input.shape)
+        ctx.negative_slope = negative_slope
+        ctx.n, ctx.c, ctx.m = n, c, m
+        ctx.save_for_backward(x_hat, rstd, weight, bias, out if negative_slope is not None else None)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x_hat, rstd, weight, bias, out = ctx.saved_tensors
+        n, c, m = ctx.n, ctx.c, ctx.m
+        dz = grad_out.reshape(n * c, m).to(x_hat.dtype)
+        if ctx.negative_slope is not None:
+            # through the activation: slope where the output (hence z) was not positive
+            dz = torch.where(out.reshape(n * c, m) > 0, dz, dz * ctx.negative_slope)
+        sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1): per-plane sums ...
+        sum_dz_xhat = (dz * x_hat).sum(1, keepdim=True)   # ... shared by dbeta, dgamma and dx
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            scale = rstd if weight is None else rstd * _per_plane(weight, n, c, x_hat.dtype)
+            # dx = gamma*rstd * (dz - mean(dz) - x_hat * mean(dz * x_hat))
+            dx = dz - sum_dz / m - x_hat * (sum_dz_xhat / m)
+            grad_input = (dx * scale).to(grad_out.dtype).reshape(grad_out.shape)
+        if weight is not None and ctx.needs_input_grad[1]:
+            grad_weight = sum_dz_xhat.reshape(n, c).sum(0).to(weight.dtype).reshape(weight.shape)
+        if bias is not None and ctx.needs_input_grad[2]:
+            grad_bias = sum_dz.reshape(n, c).sum(0).to(bias.dtype).reshape(bias.shape)
+        return grad_input, grad_weight, grad_bias, None, None
 
 
 def instance_norm(input, weight=None, bias=None, eps=1e-5):
-    raise NotImplementedError
+    """Instance norm of an (N, C, *spatial) tensor, as `F.instance_norm` without running stats.
+
+    eps=1e-5: torch's default (the paper does not fix one).
+    """
+    _check("instance_norm", input, weight, bias, eps)
+    return _InstanceNormAct.apply(input, weight, bias, None, eps)
 
 
-def instance_norm_leaky_relu(input, weight=None, bias=None, negative_slope=0.2, eps=1e-5, impl="auto"):
-    raise NotImplementedError
+def instance_norm_leaky_relu(input, weight=None, bias=None, negative_slope=0.2, eps=1e-5,
+                             impl="auto"):
+    """leaky_relu(instance_norm(input, weight, bias, eps), negative_slope), fused; slope 0 = ReLU.
+
+    negative_slope=0.2: the LeakyReLU slope of DCGAN, pix2pix and CycleGAN discriminators.
+    impl: "torch" (this module's reference path), "triton" (the kernels in `minigan.kernels`; raises
+    RuntimeError saying why when they cannot run on `input`), "auto" (Triton for CUDA tensors when
+    triton is installed, else torch).
+    """
+    if impl not in ("auto", "torch", "triton"):
+        raise ValueError(f"instance_norm_leaky_relu: impl must be 'auto', 'torch' or 'triton', "
+                         f"got {impl!r}")
+    _check("instance_norm_leaky_relu", input, weight, bias, eps)
+    if negative_slope < 0:
+        raise ValueError(f"instance_norm_leaky_relu: negative_slope must be >= 0 (the backward reads "
+                         f"the branch off the output's sign), got {negative_slope}")
+    if impl == "auto":
+        impl = "torch"
+        if input.device.type == "cuda" and importlib.util.find_spec("triton") is not None:
+            from . import kernels   # imported late: TRITON_INTERPRET must be settable before
+            if kernels.unavailable_reason(input) is None:
+                impl = "triton"
+    if impl == "triton":
+        try:
+            from . import kernels
+        except ImportError as error:
+            raise RuntimeError(f"instance_norm_leaky_relu(impl='triton'): cannot import the Triton "
+                               f"kernels ({error}); use impl='torch'") from error
+        reason = kernels.unavailable_reason(input)
+        if reason is not None:
+            raise RuntimeError(f"instance_norm_leaky_relu(impl='triton'): {reason}")
+        return kernels.instance_norm_leaky_relu(input, weight, bias, negative_slope, eps)
+    return _InstanceNormAct.apply(input, weight, bias, float(negative_slope), eps)
 
 
-class InstanceNorm2d:
-    pass
+def instance_norm_naive(input, weight=None, bias=None, eps=1e-5, negative_slope=None):
+    """The definition, one plane at a time (slow; for tests and reading). slope None: no activation."""
+    n, c = input.shape[:2]
+    planes = []
+    for i in range(n):
+        for j in range(c):
+            plane = input[i, j]
+            mean = plane.sum() / plane.numel()
+            var = ((plane - mean) ** 2).sum() / plane.numel()
+            z = (plane - mean) / torch.sqrt(var + eps)
+            if weight is not None:
+                z = z * weight[j]
+            if bias is not None:
+                z = z + bias[j]
+            if negative_slope is not None:
+                z = torch.where(z > 0, z, negative_slope * z)
+            planes.append(z)
+    return torch.stack(planes).reshape(input.shape)
 
 
-class InstanceNormLeakyReLU:
-    pass
+class InstanceNorm2d(nn.Module):
+    """Instance norm over (N, C, H, W) or unbatched (C, H, W); state_dict-compatible with
+    `torch.nn.InstanceNorm2d(num_features, eps, affine=...)` (no running statistics)."""
+
+    def __init__(self, num_features, eps=1e-5, affine=False):
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps          # torch's default
+        self.affine = affine
+        if affine:
+            # start as the identity transform, as torch
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def _batched(self, input):
+        if input.dim() not in (3, 4):
+            raise ValueError(f"{type(self).__name__}: expected 3D or 4D input "
+                             f"(got {input.dim()}D input)")
+        if input.dim() == 3:
+            input = input.unsqueeze(0)
+        if self.affine and input.shape[1] != self.num_features:
+            raise ValueError(f"{type(self).__name__}: expected input's size at dim=1 to match "
+                             f"num_features ({self.num_features}), but got: {input.shape[1]}.")
+        return input
+
+    def forward(self, input):
+        out = instance_norm(self._batched(input), self.weight, self.bias, self.eps)
+        return out.squeeze(0) if input.dim() == 3 else out
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
+
+
+class InstanceNormLeakyReLU(InstanceNorm2d):
+    """InstanceNorm2d followed by LeakyReLU(negative_slope), fused; same parameters as InstanceNorm2d."""
+
+    def __init__(self, num_features, negative_slope=0.2, eps=1e-5, affine=False, impl="auto"):
+        super().__init__(num_features, eps, affine)
+        self.negative_slope = negative_slope    # 0.2: DCGAN / pix2pix / CycleGAN
+        self.impl = impl
+
+    def forward(self, input):
+        out = instance_norm_leaky_relu(self._batched(input), self.weight, self.bias,
+                                       self.negative_slope, self.eps, self.impl)
+        return out.squeeze(0) if input.dim() == 3 else out
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, negative_slope={self.negative_slope}, impl={self.impl!r}"
