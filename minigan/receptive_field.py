@@ -89,7 +89,7 @@ def _walk_module(module, prefix=""):
             yield name, child.kernel_size, child.stride or child.kernel_size, 1
         elif isinstance(child, POINTWISE) or "InstanceNorm" in kind:  # minigan's norms too
             continue
-        elif isinstance(child, (nn.Sequential, nn.ModuleList)) or next(child.children(), None):
+        elif next(child.children(), None) is not None or isinstance(child, (nn.Sequential, nn.ModuleList)):
             # a container: look inside
             yield from _walk_module(child, name)
         else:
