@@ -227,14 +227,19 @@ class PairedImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         ab = load_image(self.files[i])
-        w, h = ab.size
-        if w < 2 or w < h:
-            raise MiniganError(f"{self.files[i]} is {w}x{h}: not a side-by-side A|B pair (want width ~ 2 x height)")
-        a, b = ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))
-        params = random_crop_flip(self.load_size, self.crop_size) if self.train else None
-        a = transform(a, self.load_size, self.crop_size, self.train, params)
-        b = transform(b, self.load_size, self.crop_size, self.train, params)
-        return (a, b) if self.direction == "AtoB" else (b, a)
+        if ab.width < 2:
+            raise MiniganError(f"{self.files[i]} is {ab.width} pixel wide: not a side-by-side A|B pair")
+        return split_pair(ab, self.direction, self.load_size, self.crop_size, self.train)
+
+
+def split_pair(ab, direction="AtoB", load_size=286, crop_size=256, train=True):
+    """One A|B image -> (input, target) tensors; the halves share one random crop and flip."""
+    w, h = ab.size
+    a, b = ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))
+    params = random_crop_flip(load_size, crop_size) if train else None
+    a = transform(a, load_size, crop_size, train, params)
+    b = transform(b, load_size, crop_size, train, params)
+    return (a, b) if direction == "AtoB" else (b, a)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -178,6 +178,11 @@ class _Failed(Exception):
         self.url, self.reason = url, reason
 
 
+def _first_line(error):
+    """An exception's message cut to its first line: the user's error stays one line."""
+    return (str(error).strip().splitlines() or [""])[0]
+
+
 def _fetch(url, dest, md5=None):
     """Stream `url` into the file `dest` with a progress bar; check the size and (if given) the MD5."""
     digest = hashlib.md5()
@@ -193,9 +198,9 @@ def _fetch(url, dest, md5=None):
     except urllib.error.HTTPError as e:  # before URLError: it is one
         raise _Failed(url, f"HTTP {e.code} {e.reason}") from None
     except urllib.error.URLError as e:
-        raise _Failed(url, f"network unreachable: {e.reason}") from None
+        raise _Failed(url, f"network unreachable: {_first_line(e.reason)}") from None
     except (http.client.HTTPException, OSError) as e:  # incomplete read, reset, timeout, disk full
-        raise _Failed(url, f"transfer failed: {type(e).__name__} {e}") from None
+        raise _Failed(url, f"transfer failed: {type(e).__name__} {_first_line(e)}") from None
     if total is not None and size != total:
         raise _Failed(url, f"truncated transfer: got {size} of {total} bytes")
     if md5 is not None and digest.hexdigest() != md5:
@@ -213,9 +218,9 @@ def _safe_path(into, member_name, url):
 
 
 def _extract(archive, into, url):
-    """Unpack a .zip or .tar(.gz) into `into` (regular files and folders only; links are skipped)."""
+    """Unpack a .zip or .tar.gz into `into` (regular files and folders only; links are skipped)."""
     try:
-        if zipfile.is_zipfile(archive):
+        if archive.name.endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
                 bad = zf.testzip()  # reads every entry and checks its CRC
                 if bad is not None:
@@ -228,7 +233,7 @@ def _extract(archive, into, url):
                     with zf.open(member) as src, open(dest, "wb") as dst:
                         shutil.copyfileobj(src, dst)
         else:
-            with tarfile.open(archive, "r:*") as tf:
+            with tarfile.open(archive, "r:gz") as tf:
                 for member in tf:  # streams: a truncated .tar.gz fails here
                     dest = _safe_path(into, member.name, url)
                     if dest is None or not member.isfile():
@@ -237,9 +242,9 @@ def _extract(archive, into, url):
                     with tf.extractfile(member) as src, open(dest, "wb") as dst:
                         shutil.copyfileobj(src, dst)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as e:
-        raise _Failed(url, f"corrupt or truncated archive ({type(e).__name__}: {e})") from None
+        raise _Failed(url, f"corrupt or truncated archive ({type(e).__name__}: {_first_line(e)})") from None
     except OSError as e:
-        raise _Failed(url, f"cannot extract the archive: {e}") from None
+        raise _Failed(url, f"cannot extract the archive: {_first_line(e)}") from None
     # an archive usually holds one top folder <name>/; use it, else the archive's root itself
     entries = [p for p in into.iterdir() if not p.name.startswith(".")] if into.is_dir() else []
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else into
