@@ -1,9 +1,368 @@
-"""Transposed convolution (placeholder: being written)."""
+"""Transposed convolution ("deconvolution", "fractionally-strided convolution"), three ways.
+
+The definition (the course's picture). Every input pixel x[i, j] multiplies the whole kernel and the
+product is *added* into the output window that starts at (i*stride, j*stride); overlapping windows
+sum. With channels (weight shape (C_in, C_out/groups, kH, kW), as in torch):
+
+    full[n, o, i*s + ky*d, j*s + kx*d] += x[n, c, i, j] * w[c, o, ky, kx]
+
+then `padding` cuts p rows/columns off every side of `full` and `output_padding` adds rows/columns
+at the bottom/right. Stride spreads the windows apart, dilation spreads the kernel taps. Hence
+
+    H_out = (H_in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1
+
+(output_padding exists because a stride-s convolution maps s different sizes to the same H_in: it
+picks which one to invert). The course's 2x2 examples, stride 1 and stride 2:
+
+>>> x = torch.tensor([[[[0., 1.], [2., 3.]]]])
+>>> k = torch.tensor([[[[0., 1.], [2., 3.]]]])
+>>> conv_transpose2d(x, k)[0, 0]
+tensor([[ 0.,  0.,  1.],
+        [ 0.,  4.,  6.],
+        [ 4., 12.,  9.]])
+>>> conv_transpose2d(x, k, stride=2)[0, 0]
+tensor([[0., 0., 0., 1.],
+        [0., 0., 2., 3.],
+        [0., 2., 0., 3.],
+        [4., 6., 6., 9.]])
+
+The matrix view. A convolution is a (sparse) matrix C acting on the flattened image: y = C x. The
+transposed convolution multiplies by C^T: x' = C^T y, which is why it maps a small image to a big
+one and why it is the gradient of the convolution with respect to its input. C^T factors into a
+dense product and a scatter: columns = W^T @ x (one kernel-sized column per input pixel), then
+col2im (`F.fold`) adds each column into its window.
+
+The fast path (what the models use). For stride s, output row y' = y + padding receives only the
+taps ky with ky*d = y' (mod s): the output splits into s*s interleaved "phase" images, and each
+phase is an ordinary stride-1 convolution of the *un-dilated* input with a sub-kernel made of that
+phase's taps (the sub-pixel convolution of Shi et al. 2016). All s*s sub-kernels are stacked along the
+output channels of one `F.conv2d`, whose s*s output images are interleaved into the result. Nothing
+is spent on the zeros that the textbook "insert s-1 zeros between pixels, then convolve" recipe
+multiplies, and there is no col2im scatter.
+
+The same decomposition explains checkerboard artifacts (Odena et al. 2016): with k=3, s=2 one phase
+sums 2x2 taps, its neighbour 2x1, another only 1 -- neighbouring output pixels are made by
+different sub-kernels with different numbers of taps, so unless training balances them a
+periodic pattern of period s appears. k divisible by s (k=4, s=2) gives every phase the same count.
+
+Backward: the transposed convolution is the adjoint of `conv2d(., w, stride, padding, dilation)`,
+so its input gradient is exactly that ordinary convolution of the output gradient, and its weight
+gradient is that convolution's weight gradient with the roles of input and output gradient swapped.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 
-def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
-    raise NotImplementedError
+def _pair(value, name):
+    """An int or a pair of ints -> a pair (torch's error when a sequence has the wrong length)."""
+    if isinstance(value, int):
+        return (value, value)
+    value = tuple(value)
+    if len(value) != 2:
+        raise RuntimeError(f"expected {name} to be a single integer value or a list of 2 values to "
+                           f"match the convolution dimensions, but got {name}={list(value)}")
+    return value
 
 
-class ConvTranspose2d:
-    pass
+def conv_transpose_size(size, kernel, stride=1, padding=0, output_padding=0, dilation=1):
+    """H_out = (H_in - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1.
+
+    >>> conv_transpose_size(4, kernel=4, stride=2, padding=1)   # DCGAN: doubles the size
+    8
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def _check(input, weight, bias, stride, padding, output_padding, groups, dilation):
+    """Validate like torch; return 4-D input, whether it was unbatched, and pairs s, p, op, d."""
+    if input.dim() not in (3, 4):
+        raise RuntimeError("Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but "
+                           f"got input of size: {list(input.shape)}")
+    if weight.dim() != 4:
+        raise RuntimeError(f"weight must be 4-D (in_channels, out_channels/groups, kH, kW), but got "
+                           f"weight of size {list(weight.shape)}")
+    s, p = _pair(stride, "stride"), _pair(padding, "padding")
+    op, d = _pair(output_padding, "output_padding"), _pair(dilation, "dilation")
+    if min(s) <= 0:
+        raise RuntimeError(f"non-positive stride is not supported (stride={s})")
+    if min(p) < 0:
+        raise RuntimeError(f"negative padding is not supported (padding={p})")
+    if min(d) <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation={d}")
+    if min(op) < 0:
+        raise RuntimeError(f"negative output_padding is not supported (output_padding={op})")
+    if any(o >= max(st, di) for o, st, di in zip(op, s, d)):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but got "
+                           f"output_padding={op}, stride={s}, dilation={d}")
+    if groups <= 0:
+        raise RuntimeError(f"non-positive groups is not supported (groups={groups})")
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at "
+                           f"dimension 0, but got weight of size {list(weight.shape)}")
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    if x.shape[1] != weight.shape[0]:
+        raise RuntimeError(f"weight of size {list(weight.shape)} expects input to have "
+                           f"{weight.shape[0]} channels, but got {x.shape[1]} channels")
+    out_channels = weight.shape[1] * groups
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise RuntimeError(f"expected bias to be 1-dimensional with {out_channels} elements, but got "
+                           f"bias of size {list(bias.shape)}")
+    h_out, w_out = (conv_transpose_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i],
+                                        d[i]) for i in range(2))
+    if h_out <= 0 or w_out <= 0:
+        raise RuntimeError(f"input size {tuple(x.shape[2:])} gives output size ({h_out}, {w_out}): "
+                           "output size is too small (reduce padding)")
+    return x, unbatched, s, p, op, d
+
+
+def _crop(full, padding, output_padding):
+    """Cut `padding` off every side of the full picture and add `output_padding` at bottom/right."""
+    (ph, pw), (oh, ow) = padding, output_padding
+    return F.pad(full, (-pw, ow - pw, -ph, oh - ph))  # negative padding crops
+
+
+def _finish(out, bias, unbatched):
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
+    return out.squeeze(0) if unbatched else out
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. The definition: every input pixel times the kernel, added into its output window. The oracle.
+
+def conv_transpose2d_naive(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                           dilation=1):
+    """Loops over input pixels (tiny sizes only). Same arguments as `conv_transpose2d`.
+
+    >>> x = torch.tensor([[[[0., 1.], [2., 3.]]]])
+    >>> conv_transpose2d_naive(x, x, stride=2)[0, 0, 1]
+    tensor([0., 0., 2., 3.])
+    """
+    x, unbatched, s, p, op, d = _check(input, weight, bias, stride, padding, output_padding, groups,
+                                       dilation)
+    n, c_in, h, w = x.shape
+    c_in_g, c_out_g, kh, kw = weight.shape[0] // groups, *weight.shape[1:]
+    # the window of one input pixel spans d*(k-1)+1 output rows; windows start s apart
+    span_h, span_w = d[0] * (kh - 1) + 1, d[1] * (kw - 1) + 1
+    full = x.new_zeros(n, c_out_g * groups, (h - 1) * s[0] + span_h, (w - 1) * s[1] + span_w)
+    for g in range(groups):
+        ins, outs = slice(g * c_in_g, (g + 1) * c_in_g), slice(g * c_out_g, (g + 1) * c_out_g)
+        for i in range(h):
+            for j in range(w):
+                patch = torch.einsum("nc,cokl->nokl", x[:, ins, i, j], weight[ins])  # pixel * kernel
+                top, left = i * s[0], j * s[1]
+                full[:, outs, top:top + span_h:d[0], left:left + span_w:d[1]] += patch
+    return _finish(_crop(full, p, op), bias, unbatched)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. The matrix view: C^T x = col2im(W^T @ x).
+
+def conv_transpose2d_matrix(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+                            groups=1, dilation=1):
+    """columns = W^T @ x, then `F.fold` (col2im) sums each column into its window.
+
+    >>> x = torch.tensor([[[[0., 1.], [2., 3.]]]])
+    >>> conv_transpose2d_matrix(x, x)[0, 0, 2]
+    tensor([ 4., 12.,  9.])
+    """
+    x, unbatched, s, p, op, d = _check(input, weight, bias, stride, padding, output_padding, groups,
+                                       dilation)
+    n, c_in, h, w = x.shape
+    c_in_g, c_out_g, kh, kw = weight.shape[0] // groups, *weight.shape[1:]
+    w_g = weight.reshape(groups, c_in_g, c_out_g * kh * kw)
+    x_g = x.reshape(n, groups, c_in_g, h * w)
+    columns = w_g.transpose(1, 2) @ x_g                    # (n, groups, c_out_g*kh*kw, h*w)
+    full_size = [conv_transpose_size(size, k, st, 0, 0, di)   # before padding is cut off
+                 for size, k, st, di in zip((h, w), (kh, kw), s, d)]
+    full = F.fold(columns.reshape(n, -1, h * w), full_size, (kh, kw), dilation=d, stride=s)
+    return _finish(_crop(full, p, op), bias, unbatched)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. The fast path: s*s sub-kernels in one ordinary convolution, phases interleaved into the output.
+
+def _phase_taps(k, s, d, p, size_in, size_out):
+    """One spatial dimension of the sub-pixel decomposition.
+
+    Output row y lies at y' = y + p = q*s + r on the uncropped picture. Phase r receives the taps ky
+    with ky*d = r (mod s), each from input row q - m, m = (ky*d - r) / s. All phases share a window
+    of input rows m = 0..M; `taps[r][t]` is the kernel tap at window position t (conv2d correlates,
+    so t = M - m), or k -- an extra zero tap -- where phase r has none.
+    Returns taps, the conv2d padding, and where output row 0 lies on the interleaved phase grid.
+
+    >>> _phase_taps(k=4, s=2, d=1, p=1, size_in=4, size_out=8)   # DCGAN: two 2-tap phases
+    ([[2, 0], [3, 1]], 1, 1)
+    >>> _phase_taps(k=3, s=2, d=1, p=1, size_in=4, size_out=8)   # 2 taps, then 1 (+ a zero tap)
+    ([[2, 0], [3, 1]], 1, 1)
+    """
+    m_max = (k - 1) * d // s
+    taps = [[k] * (m_max + 1) for _ in range(s)]
+    for ky in range(k):
+        taps[ky * d % s][m_max - ky * d // s] = ky
+    q_first, q_last = p // s, (p + size_out - 1) // s  # the rows q that the output needs
+    pad = max(m_max - q_first, q_last - (size_in - 1), 0)
+    # conv2d row i holds q = i + m_max - pad, i.e. grid row i*s + r holds y' = (i + m_max - pad)*s + r
+    return taps, pad, p - (m_max - pad) * s
+
+
+def _memory_format(x):
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _subpixel_forward(x, weight, bias, s, p, op, groups, d):
+    """The forward of the fast path on 4-D input (arguments already checked and paired)."""
+    n, c_in, h, w = x.shape
+    c_in_g, c_out_g, kh, kw = weight.shape[0] // groups, *weight.shape[1:]
+    c_out = c_out_g * groups
+    h_out, w_out = (conv_transpose_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i],
+                                        d[i]) for i in range(2))
+    taps_h, pad_h, top = _phase_taps(kh, s[0], d[0], p[0], h, h_out)
+    taps_w, pad_w, left = _phase_taps(kw, s[1], d[1], p[1], w, w_out)
+    # gather the sub-kernels (c_in, c_out_g, s_h, T_h, s_w, T_w); index k of the padded weight is 0
+    weight0 = F.pad(weight, (0, 1, 0, 1))
+    taps_h_t, taps_w_t = (torch.tensor(taps, device=x.device) for taps in (taps_h, taps_w))
+    sub = weight0[:, :, taps_h_t][..., taps_w_t]
+    # as a conv2d weight: output channels (group, o, r_h, r_w), input channels c_in_g
+    t_h, t_w = len(taps_h[0]), len(taps_w[0])
+    sub = (sub.reshape(groups, c_in_g, c_out_g, s[0], t_h, s[1], t_w)
+              .permute(0, 2, 3, 5, 1, 4, 6).reshape(c_out * s[0] * s[1], c_in_g, t_h, t_w))
+    bias = None if bias is None else bias.repeat_interleave(s[0] * s[1])
+    phases = F.conv2d(x, sub, bias, padding=(pad_h, pad_w), groups=groups)
+    phases = phases.unflatten(1, (c_out, s[0], s[1]))        # (n, c_out, s_h, s_w, rows, cols)
+    # interleave: phase (r_h, r_w) fills every s-th output pixel, starting where its grid row starts
+    out = torch.empty(n, c_out, h_out, w_out, dtype=phases.dtype, device=x.device,
+                      memory_format=_memory_format(x))
+    for r_h in range(s[0]):
+        y0 = (r_h - top) % s[0]
+        i0, rows = (y0 + top) // s[0], len(range(y0, h_out, s[0]))
+        for r_w in range(s[1]):
+            x0 = (r_w - left) % s[1]
+            j0, cols = (x0 + left) // s[1], len(range(x0, w_out, s[1]))
+            out[:, :, y0::s[0], x0::s[1]] = phases[:, :, r_h, r_w, i0:i0 + rows, j0:j0 + cols]
+    return out
+
+
+class _ConvTranspose2dFunction(torch.autograd.Function):
+    """Forward by sub-pixel convolution; backward through the adjoint convolution."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, s, p, op, groups, d):
+        ctx.save_for_backward(x, weight)
+        ctx.conv = (s, p, d, groups)
+        return _subpixel_forward(x, weight, bias, s, p, op, groups, d)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        s, p, d, groups = ctx.conv
+        grad_x = grad_weight = grad_bias = None
+        # conv2d(grad_out) has one row more than x per unit of output_padding // stride (possible
+        # only when dilation > stride): that row is no input pixel, so it is dropped / padded.
+        rows, cols = ((grad_out.shape[2 + i] + 2 * p[i] - d[i] * (weight.shape[2 + i] - 1) - 1)
+                      // s[i] + 1 for i in range(2))
+        if ctx.needs_input_grad[0]:
+            # d out / d x is the adjoint of the transposed convolution: the ordinary convolution
+            grad_x = F.conv2d(grad_out, weight, None, s, p, d, groups)[:, :, :x.shape[2], :x.shape[3]]
+        if ctx.needs_input_grad[1]:
+            # out = C^T x with C = conv2d(., weight): d<g, C^T x>/d weight = d<C g, x>/d weight, the
+            # weight gradient of the convolution of grad_out whose upstream gradient is x
+            x_full = F.pad(x, (0, cols - x.shape[3], 0, rows - x.shape[2]))
+            grad_weight = torch.nn.grad.conv2d_weight(grad_out, weight.shape, x_full, s, p, d, groups)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum((0, 2, 3))
+        return grad_x, grad_weight, grad_bias, None, None, None, None, None
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed convolution with the signature and semantics of `F.conv_transpose2d`.
+
+    input (N, C_in, H, W) or unbatched (C_in, H, W); weight (C_in, C_out/groups, kH, kW); bias
+    (C_out,) or None; stride, padding, output_padding, dilation: int or pair.
+    """
+    x, unbatched, s, p, op, d = _check(input, weight, bias, stride, padding, output_padding, groups,
+                                       dilation)
+    out = _ConvTranspose2dFunction.apply(x, weight, bias, s, p, op, groups, d)
+    return out.squeeze(0) if unbatched else out
+
+
+class ConvTranspose2d(nn.Module):
+    """`torch.nn.ConvTranspose2d` on minigan's `conv_transpose2d`: same parameters, init, state_dict.
+
+    >>> up = ConvTranspose2d(512, 256, 4, stride=2, padding=1, bias=False)   # a DCGAN block
+    >>> up
+    ConvTranspose2d(512, 256, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
+    >>> up(torch.zeros(1, 512, 4, 4)).shape
+    torch.Size([1, 256, 8, 8])
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
+                 groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        super().__init__()
+        if groups <= 0:
+            raise ValueError(f"groups must be a positive integer, got {groups}")
+        if in_channels % groups:
+            raise ValueError(f"in_channels must be divisible by groups ({in_channels} % {groups})")
+        if out_channels % groups:
+            raise ValueError(f"out_channels must be divisible by groups ({out_channels} % {groups})")
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for ConvTranspose2d, got '
+                             f'padding_mode={padding_mode!r}')
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size, self.stride = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+        self.padding, self.dilation = _pair(padding, "padding"), _pair(dilation, "dilation")
+        self.output_padding, self.padding_mode = _pair(output_padding, "output_padding"), padding_mode
+        factory = dict(device=device, dtype=dtype)
+        self.weight = nn.Parameter(torch.empty(in_channels, out_channels // groups, *self.kernel_size,
+                                               **factory))
+        self.bias = nn.Parameter(torch.empty(out_channels, **factory)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # torch's default init, draw for draw: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)), where
+        # torch takes fan_in = weight.size(1) * kH * kW (out_channels/groups for a transposed conv)
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1] * self.weight.shape[2] * self.weight.shape[3]
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(self.bias, -bound, bound)
+
+    def _output_padding(self, input, output_size):
+        """The output_padding that makes the output `output_size` ((H, W), or with N, C in front)."""
+        if output_size is None:
+            return self.output_padding
+        output_size = tuple(output_size)
+        if len(output_size) == input.dim():  # (N, C, H, W) or (C, H, W) given: keep (H, W)
+            output_size = output_size[-2:]
+        if len(output_size) != 2:
+            raise ValueError(f"output_size must have 2 or {input.dim()} elements, got {output_size}")
+        smallest = [conv_transpose_size(input.shape[-2 + i], self.kernel_size[i], self.stride[i],
+                                        self.padding[i], 0, self.dilation[i]) for i in range(2)]
+        largest = [size + st - 1 for size, st in zip(smallest, self.stride)]
+        if not all(lo <= size <= hi for lo, size, hi in zip(smallest, output_size, largest)):
+            raise ValueError(f"requested an output size of {output_size}, but valid sizes range from "
+                             f"{smallest} to {largest} (for an input of {tuple(input.shape[-2:])})")
+        return tuple(size - lo for size, lo in zip(output_size, smallest))
+
+    def forward(self, input, output_size=None):
+        output_padding = self._output_padding(input, output_size)
+        return conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                output_padding, self.groups, self.dilation)
+
+    def extra_repr(self):
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        defaults = dict(padding=(0, 0), dilation=(1, 1), output_padding=(0, 0), groups=1)
+        text += "".join(f", {name}={getattr(self, name)}" for name, default in defaults.items()
+                        if getattr(self, name) != default)
+        if self.bias is None:
+            text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
+        return text
