@@ -17,5 +17,6 @@ from .instance_norm import (instance_norm, InstanceNorm2d,
 from .receptive_field import receptive_field, receptive_field_table
 from . import losses
 from .losses import d_loss, g_loss, gradient_penalty
+from .reference import load_reference
 
 __version__ = "0.1.0"
