@@ -54,8 +54,8 @@ def transform(img, load_size=286, crop_size=256, train=True, params=None, genera
     `params` = (top, left, flip) from random_crop_flip applies a given crop and flip: pix2pix passes the
     same params for A and B so the two halves stay aligned pixel for pixel. 286 / 256 are the papers'.
     """
-    if crop_size > load_size:
-        raise ValueError(f"crop_size ({crop_size}) must be <= load_size ({load_size})")
+    if not 1 <= crop_size <= load_size:
+        raise ValueError(f"need 1 <= crop_size <= load_size, got crop_size={crop_size}, load_size={load_size}")
     if not train:
         return from_pil(img.resize((crop_size, crop_size), Image.BICUBIC))
     top, left, flip = params if params is not None else random_crop_flip(load_size, crop_size, generator)
@@ -178,6 +178,8 @@ class ImageFolder(torch.utils.data.Dataset):
     def __init__(self, root, image_size=64, channels=3):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {image_size}")
         self.files = _images_in(root, "ImageFolder")
         self.image_size, self.channels = image_size, channels
 
@@ -209,8 +211,8 @@ class PairedImages(torch.utils.data.Dataset):
     def __init__(self, root, split="train", direction="AtoB", load_size=286, crop_size=256, train=True):
         if direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction must be 'AtoB' or 'BtoA', got {direction!r}")
-        if crop_size > load_size:
-            raise ValueError(f"crop_size ({crop_size}) must be <= load_size ({load_size})")
+        if not 1 <= crop_size <= load_size:
+            raise ValueError(f"need 1 <= crop_size <= load_size, got crop_size={crop_size}, load_size={load_size}")
         root = Path(root)
         if not root.is_dir():
             raise MiniganError(f"paired dataset folder not found: {root}")
@@ -255,8 +257,8 @@ class UnpairedImages(torch.utils.data.Dataset):
     """
 
     def __init__(self, root, split="train", load_size=286, crop_size=256, train=True, seed=None):
-        if crop_size > load_size:
-            raise ValueError(f"crop_size ({crop_size}) must be <= load_size ({load_size})")
+        if not 1 <= crop_size <= load_size:
+            raise ValueError(f"need 1 <= crop_size <= load_size, got crop_size={crop_size}, load_size={load_size}")
         root = Path(root)
         if not root.is_dir():
             raise MiniganError(f"unpaired dataset folder not found: {root}")
