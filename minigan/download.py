@@ -265,12 +265,12 @@ def download(name, source, root, layout):
     root = Path(root)
     url = f"{MNIST_URL}/" if source == "mnist" else \
         f"{CYCLEGAN_URL}/{name}.zip" if source == "cyclegan" else f"{PIX2PIX_URL}/{name}.tar.gz"
-    made_root = not root.exists()
+    created = [p for p in (root, *root.parents) if not p.exists()]  # folders made here, deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{name}.download-", dir=root))
     except OSError as e:
-        raise MiniganError(f"cannot create the data root {root}: {e}; pass a writable --data-root") from None
+        raise MiniganError(f"cannot create the data root {root}: {_first_line(e)}; pass a writable --data-root") from None
     try:
         print(f"downloading {name} from {url} into {root}")
         if source == "mnist":
@@ -285,7 +285,10 @@ def download(name, source, root, layout):
         problem = layout_problem(folder, layout)
         if problem:
             raise _Failed(url, f"unexpected archive layout: {problem.replace(str(folder), 'the archive')}")
-        os.rename(folder, root / name)
+        try:
+            os.rename(folder, root / name)  # atomic: the dataset appears whole or not at all
+        except OSError as e:  # e.g. another process put root/name there meanwhile
+            raise _Failed(url, f"cannot move it into place: {_first_line(e)}") from None
         return root / name
     except _Failed as e:
         raise MiniganError(f"could not download {name} from {e.url} ({e.reason}); nothing was kept; "
@@ -295,5 +298,6 @@ def download(name, source, root, layout):
                            f"{_by_hand(name, source, root)}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if made_root and not any(root.iterdir()):
-            root.rmdir()
+        for folder in created:  # a failed download leaves no empty data root behind either
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -185,10 +185,12 @@ def test_data_root_is_created_and_removed(server, tmp_path):
     server.routes["/cyclegan/horse2zebra.zip"] = make_zip(UNPAIRED)
     root = tmp_path / "new" / "root"
     assert find_dataset("horse2zebra", data_root=root).is_dir()
-    missing = tmp_path / "missing"
     with pytest.raises(MiniganError, match="404"):
-        find_dataset("apple2orange", data_root=missing)
-    assert not missing.exists()
+        find_dataset("apple2orange", data_root=tmp_path / "missing" / "root")
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(MiniganError, match="cannot create the data root"):
+        find_dataset("apple2orange", data_root=tmp_path / "file" / "root")
 
 
 # ----------------------------------------------------------------------------------------------
