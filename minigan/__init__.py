@@ -8,9 +8,19 @@ The layers that courses usually hide behind torch are written out here and prove
 - `receptive_field`, `receptive_field_table`       the receptive-field formula
 - `losses` (`d_loss`, `g_loss`, `gradient_penalty`)  the GAN games
 
-Networks live in `minigan.nets`, data in `minigan.data`, the training kit in `minigan.kit`.
+Networks: `minigan.nets` (MLP GAN, DCGAN), `minigan.resnet_generator` (CycleGAN), `minigan.unet`
+(pix2pix and the course's small U-Nets), `minigan.patchgan` (PatchGAN and the course's avg-pool
+discriminator); `load_reference` maps the reference implementation's published weights onto them.
+Data: `minigan.data`, `minigan.download`, `minigan.images`. Training kit: `minigan.kit`.
 """
-from .errors import MiniganError
+import warnings
+
+# `python -m minigan.receptive_field` runs a module this package has already imported (for the
+# public names below); runpy warns about that, harmlessly here: the module has no import-time effects.
+warnings.filterwarnings("ignore", category=RuntimeWarning,
+                        message=r"'minigan\.receptive_field' found in sys\.modules")
+
+from .errors import MiniganError  # noqa: E402
 from .conv_transpose import conv_transpose2d, ConvTranspose2d
 from .instance_norm import (instance_norm, InstanceNorm2d,
                             instance_norm_leaky_relu, InstanceNormLeakyReLU)
