@@ -1,0 +1,108 @@
+"""Train a DCGAN (Radford, Metz, Chintala 2015) on 64x64 images: anime faces, any image folder, MNIST.
+
+The same game as train_mnist.py,
+
+    min_G max_D  V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))]    (G: the non-saturating -log D(G(z)))
+
+played by convolutional nets that follow the paper's guidelines: no pooling (strided convolutions in
+D, transposed convolutions in G -- ours, minigan.ConvTranspose2d), batch norm in both (not on G's
+output nor D's input), ReLU in G with tanh out, LeakyReLU(0.2) in D, no fully connected hidden
+layers; weights ~ N(0, 0.02). The layer tables are in minigan/nets.py.
+
+Examples:
+    python train_dcgan.py --data /path/to/anime_faces       # a folder of images, RGB 64x64
+    python train_dcgan.py --data mnist                       # MNIST resized to 64x64, 1 channel
+    python train_dcgan.py --data faces --max-steps 200       # a smoke run
+    python train_dcgan.py --resume runs/dcgan-faces-<time>   # continue exactly where it stopped
+    python train_dcgan.py --checkpoint runs/dcgan-faces-<time> --sample 64 --interpolate 8
+"""
+import torch
+
+from minigan import kit, latent, losses
+from minigan.data import MNIST, ImageFolder
+from minigan.download import find_dataset, layout_problem
+from minigan.images import save_grid
+from minigan.nets import DCGANDiscriminator, DCGANGenerator
+
+NZ, IMAGE_SIZE = 100, 64  # z in R^100 and 64x64 images (Radford et al.; the PyTorch DCGAN tutorial)
+
+
+def main(argv=None):
+    parser = kit.parser(__doc__)
+    parser.add_argument("--data",
+                        help="(required) a folder of images (searched recursively), a dataset name looked up in the data "
+                        "root ($MINIGAN_DATA, e.g. anime_faces), or 'mnist' / a folder of MNIST idx files")
+    parser.add_argument("--channels", type=int, choices=[1, 3],
+                        help="image channels (default: follows the data, 1 for mnist, 3 for a folder; "
+                        "1 turns a folder's images to grayscale)")
+    parser.add_argument("--ngf", type=int, default=64,
+                        help="G's width: channels of its last hidden layer, x8 at the first (default: 64)")
+    parser.add_argument("--ndf", type=int, default=64,
+                        help="D's width: channels of its first layer, x8 at the last (default: 64)")
+    latent.add_sampling_args(parser)
+    # Adam lr 2e-4, beta1 0.5, batch 128: Radford et al. (2015), sec. 4 ("Details of adversarial
+    # training"); the PyTorch tutorial trains 5 epochs on CelebA, small sets need more.
+    kit.add_common_args(parser, batch_size=128, lr=2e-4, beta1=0.5, epochs=25, sample_every=200)
+    args, ckpt = kit.parse_args(parser, argv)
+    if not args.data:  # (not argparse's required=True: a resumed run takes it from its checkpoint)
+        parser.error("--data is required")
+    is_mnist = str(args.data).lower() == "mnist" or layout_problem(args.data, "mnist") is None
+    args.channels = args.channels or (1 if is_mnist else 3)  # resolved now, so checkpoints record it
+    run = kit.Run("dcgan", args, ckpt)
+
+    # The nets: z (100x1x1) -> Cx64x64 in [-1, 1] through transposed convolutions, and a strided-conv
+    # D -> one logit. Weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02) (the paper, sec. 4).
+    G = DCGANGenerator(NZ, args.ngf, args.channels).to(run.device)
+    D = DCGANDiscriminator(args.ndf, args.channels).to(run.device)
+    G.apply(kit.init_weights)
+    D.apply(kit.init_weights)
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)
+    if args.sample or args.interpolate:
+        latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
+        return 0
+
+    if is_mnist:  # items are (image, label): keep the image
+        data = ImagesOnly(MNIST(find_dataset(args.data, layout="mnist"), train=True, image_size=IMAGE_SIZE))
+    else:         # resized and centre-cropped to 64x64
+        data = ImageFolder(find_dataset(args.data, layout="folder"), IMAGE_SIZE, args.channels)
+    fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
+
+    for step, real in run.batches(data):
+        real = real.to(run.device)                                # N x C x 64 x 64
+        fake = G(torch.randn(real.shape[0], NZ, device=run.device))
+
+        # D step: maximize log D(x) + log(1 - D(G(z))) on real and detached fakes (G stays fixed).
+        d_loss = losses.d_loss(D(real), D(fake.detach()))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # G step: maximize log D(G(z)) through the updated D.
+        g_loss = losses.g_loss(D(fake))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+        run.log(d_loss=d_loss, g_loss=g_loss)
+        if run.sample_due:
+            save_grid(latent.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
+    return run.exit_code
+
+
+class ImagesOnly(torch.utils.data.Dataset):
+    """A labelled dataset without its labels."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        return self.dataset[i][0]
+
+
+if __name__ == "__main__":
+    kit.run_main(main)

@@ -1,0 +1,88 @@
+"""Train the vanilla GAN on MNIST: two MLPs playing Goodfellow's minimax game (the course's nets).
+
+    min_G max_D  V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))]
+
+D learns to tell real digits (label 1) from G's fakes (label 0); G learns to make D say "real".
+Each step takes one batch of real digits and one of fakes made from fresh noise z ~ N(0, I):
+
+    D step:  minimize -[log D(x) + log(1 - D(G(z)))]   on real and *detached* fakes (G stays fixed)
+    G step:  minimize -log D(G(z))                      the "non-saturating" loss (--loss bce)
+
+--loss minimax makes G minimize log(1 - D(G(z))) as in the game above: it saturates (the gradient
+vanishes while D confidently rejects the fakes, i.e. early on), which is why everyone uses bce.
+lsgan, wgan (with gradient penalty) and hinge are the later games, see minigan/losses.py.
+
+Examples:
+    python train_mnist.py                                   # 50 epochs, outputs in runs/mnist-mnist-<time>/
+    python train_mnist.py --max-steps 300                   # a smoke run
+    python train_mnist.py --resume runs/mnist-mnist-<time>  # continue exactly where it stopped
+    python train_mnist.py --checkpoint runs/mnist-mnist-<time> --sample 64 --interpolate 8
+"""
+import torch
+
+from minigan import kit, latent, losses
+from minigan.data import MNIST
+from minigan.download import find_dataset
+from minigan.images import save_grid
+from minigan.nets import MLPDiscriminator, MLPGenerator
+
+NZ = 100  # the size of z (the course's nets; Goodfellow et al. 2014)
+
+
+def main(argv=None):
+    parser = kit.parser(__doc__)
+    parser.add_argument("--data", default="mnist",
+                        help="'mnist' (looked up in the data root, downloaded if absent) or a folder holding "
+                        "the four MNIST idx files (default: mnist)")
+    parser.add_argument("--loss", default="bce", choices=losses.KINDS,
+                        help="the GAN game (default: bce, i.e. minimax D with the non-saturating G)")
+    parser.add_argument("--gp", type=float, default=10.0,
+                        help="gradient-penalty weight added to D's loss with --loss wgan (default: 10, "
+                        "Gulrajani et al. 2017)")
+    latent.add_sampling_args(parser)
+    # Adam with lr 2e-4, beta1 0.5, batch 128: the settings Radford et al. (2015, sec. 4) found to keep
+    # GAN training stable, also used for this MLP GAN. 50 epochs: the digits are sharp by then.
+    kit.add_common_args(parser, batch_size=128, lr=2e-4, beta1=0.5, epochs=50, sample_every=500)
+    args, ckpt = kit.parse_args(parser, argv)
+    run = kit.Run("mnist", args, ckpt)
+
+    # The nets: z (100) -> 1x28x28 image in [-1, 1], and image -> one logit. torch's default init, as
+    # in the course (the N(0, 0.02) init of kit.init_weights is DCGAN's, for conv nets).
+    G = MLPGenerator(NZ).to(run.device)
+    D = MLPDiscriminator().to(run.device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)
+    if args.sample or args.interpolate:
+        latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
+        return 0
+
+    data = MNIST(find_dataset(args.data, layout="mnist"), train=True)  # 60000 digits, 1x28x28 in [-1, 1]
+    fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
+
+    for step, (real, _) in run.batches(data):
+        real = real.to(run.device)                                # N x 1 x 28 x 28
+        fake = G(torch.randn(real.shape[0], NZ, device=run.device))
+
+        # D step: real up, fake down. fake.detach() cuts the graph, so this step leaves G alone.
+        d_loss = losses.d_loss(D(real), D(fake.detach()), args.loss)
+        if args.loss == "wgan":  # the critic must stay (softly) 1-Lipschitz
+            d_loss = d_loss + losses.gradient_penalty(D, real, fake, args.gp)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # G step: the same fakes through the updated D, now with the graph back into G.
+        g_loss = losses.g_loss(D(fake), args.loss)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+        run.log(d_loss=d_loss, g_loss=g_loss)
+        if run.sample_due:
+            save_grid(latent.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
+    return run.exit_code
+
+
+if __name__ == "__main__":
+    kit.run_main(main)
