@@ -140,17 +140,21 @@ class _InstanceNormAct(torch.autograd.Function):
             # (on CPU, torch.where with its bool mask is ~10x slower)
             y = out.reshape(rows, m).to(x_saved.dtype)
             dz = torch.ops.aten.leaky_relu_backward(dz, y, ctx.negative_slope, True)
-        sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1): the per-plane sums shared
-        buffer = torch.mul(dz, x_saved)                   # by dbeta, dgamma and dx
-        sum_dz_xhat = buffer.sum(1, keepdim=True).mul_(x_scale)
+        # the two per-plane sums shared by dbeta, dgamma and dx, each one read of the data:
+        sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1)
+        # sum(dz * x_saved) as a batch of (1 x M) @ (M x 1) products: a BLAS dot per plane, no
+        # (N*C, M) temporary. (`.mT` of a row, not unsqueeze(2), is what routes bmm to BLAS.)
+        sum_dz_xhat = (x_saved.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1) * x_scale
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             n, c = grad_out.shape[:2]
             scale = rstd if weight is None else rstd * _per_plane(weight, n, c, x_saved.dtype)
-            # dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)), in two passes over buffer
-            torch.addcmul(-scale * sum_dz / m, x_saved, -scale * x_scale * sum_dz_xhat / m,
-                          out=buffer)
-            dx = buffer.addcmul_(dz, scale)
+            # dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)); after the activation dz is
+            # our own temporary and is overwritten, else grad_out must survive: a fresh buffer.
+            # (addcmul is slow on CPU when its first operand is the broadcast one: keep it dz)
+            dx = dz if ctx.negative_slope is not None else torch.empty_like(dz)
+            torch.addcmul(dz, x_saved, x_scale * sum_dz_xhat / -m, out=dx)
+            dx.sub_(sum_dz / m).mul_(scale)
             grad_input = dx.to(grad_out.dtype).reshape(grad_out.shape)
         if weight is not None and ctx.needs_input_grad[1]:
             grad_weight = sum_dz_xhat.reshape(-1, weight.numel()).sum(0).to(weight.dtype)
