@@ -105,18 +105,19 @@ class _InstanceNormAct(torch.autograd.Function):
         x = input.reshape(n * c, m).to(dtype)             # (N*C, M), a copy only when needed
         mean = x.mean(1, keepdim=True)                    # (N*C, 1)
         x_c = x - mean                                    # two-pass variance: centre, then square
-        var = torch.linalg.vector_norm(x_c, dim=1, keepdim=True).square_() / m    # one fused pass
-        rstd = (var + eps).rsqrt_()
+        # rstd = 1 / sqrt(var + eps) with var = |x_c|^2 / M: a fused norm, then in place on (N*C, 1)
+        rstd = torch.linalg.vector_norm(x_c, dim=1, keepdim=True).square_().div_(m).add_(eps).rsqrt_()
         # x_hat = x_c * rstd. Saved for backward as `x_saved * x_scale`: with gamma/beta, rstd is
         # folded into the one affine pass (z = x_c * (rstd * gamma) + beta) and x_c is kept;
         # without, x_c is normalized in place and that is both the output z and the saved tensor.
         if weight is None and bias is None:
             z = x_saved = x_c.mul_(rstd)
-            x_scale = torch.ones_like(rstd)
+            x_scale = None
         else:
-            gamma = 1 if weight is None else _per_plane(weight, n, c, dtype)
-            beta = torch.zeros_like(mean) if bias is None else _per_plane(bias, n, c, dtype)
-            z = torch.addcmul(beta, x_c, rstd * gamma)
+            gamma = rstd if weight is None else rstd * _per_plane(weight, n, c, dtype)
+            z = torch.mul(x_c, gamma)
+            if bias is not None:   # (mul then add_ beats one addcmul with broadcast beta on CPU)
+                z.add_(_per_plane(bias, n, c, dtype))
             x_saved, x_scale = x_c, rstd
         if negative_slope is None:
             y = z
@@ -144,7 +145,9 @@ class _InstanceNormAct(torch.autograd.Function):
         sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1)
         # sum(dz * x_saved) as a batch of (1 x M) @ (M x 1) products: a BLAS dot per plane, no
         # (N*C, M) temporary. (`.mT` of a row, not unsqueeze(2), is what routes bmm to BLAS.)
-        sum_dz_xhat = (x_saved.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1) * x_scale
+        sum_dz_xhat = (x_saved.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1)
+        if x_scale is not None:
+            sum_dz_xhat.mul_(x_scale)
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             n, c = grad_out.shape[:2]
@@ -153,7 +156,8 @@ class _InstanceNormAct(torch.autograd.Function):
             # our own temporary and is overwritten, else grad_out must survive: a fresh buffer.
             # (addcmul is slow on CPU when its first operand is the broadcast one: keep it dz)
             dx = dz if ctx.negative_slope is not None else torch.empty_like(dz)
-            torch.addcmul(dz, x_saved, x_scale * sum_dz_xhat / -m, out=dx)
+            coef = sum_dz_xhat / -m if x_scale is None else x_scale * sum_dz_xhat / -m
+            torch.addcmul(dz, x_saved, coef, out=dx)
             dx.sub_(sum_dz / m).mul_(scale)
             grad_input = dx.to(grad_out.dtype).reshape(grad_out.shape)
         if weight is not None and ctx.needs_input_grad[1]:
