@@ -10,11 +10,11 @@ output nor D's input), ReLU in G with tanh out, LeakyReLU(0.2) in D, no fully co
 layers; weights ~ N(0, 0.02). The layer tables are in minigan/nets.py.
 
 Examples:
-    python train_dcgan.py --data /path/to/anime_faces       # a folder of images, RGB 64x64
-    python train_dcgan.py --data mnist                       # MNIST resized to 64x64, 1 channel
-    python train_dcgan.py --data faces --max-steps 200       # a smoke run
-    python train_dcgan.py --resume runs/dcgan-faces-<time>   # continue exactly where it stopped
-    python train_dcgan.py --checkpoint runs/dcgan-faces-<time> --sample 64 --interpolate 8
+    python train_dcgan.py --data /path/to/anime_faces              # a folder of images, RGB 64x64
+    python train_dcgan.py --data mnist                              # MNIST resized to 64x64, 1 channel
+    python train_dcgan.py --data anime_faces --max-steps 200        # a smoke run ($MINIGAN_DATA/anime_faces)
+    python train_dcgan.py --resume runs/dcgan-anime_faces-<time>    # continue exactly where it stopped
+    python train_dcgan.py --checkpoint runs/dcgan-anime_faces-<time> --sample 64 --interpolate 8
 """
 import torch
 
@@ -29,15 +29,16 @@ NZ, IMAGE_SIZE = 100, 64  # z in R^100 and 64x64 images (Radford et al.; the PyT
 
 def main(argv=None):
     parser = kit.parser(__doc__)
-    parser.add_argument("--data",
-                        help="(required) a folder of images (searched recursively), a dataset name looked up in the data "
-                        "root ($MINIGAN_DATA, e.g. anime_faces), or 'mnist' / a folder of MNIST idx files")
+    parser.add_argument("--data", metavar="PATH|NAME",
+                        help="(required) a folder of images (searched recursively), a dataset name "
+                        "looked up in the data root ($MINIGAN_DATA, e.g. anime_faces), or 'mnist' / a folder "
+                        "of MNIST idx files")
     parser.add_argument("--channels", type=int, choices=[1, 3],
                         help="image channels (default: follows the data, 1 for mnist, 3 for a folder; "
                         "1 turns a folder's images to grayscale)")
-    parser.add_argument("--ngf", type=int, default=64,
+    parser.add_argument("--ngf", type=int, default=64, metavar="N",
                         help="G's width: channels of its last hidden layer, x8 at the first (default: 64)")
-    parser.add_argument("--ndf", type=int, default=64,
+    parser.add_argument("--ndf", type=int, default=64, metavar="N",
                         help="D's width: channels of its first layer, x8 at the last (default: 64)")
     latent.add_sampling_args(parser)
     # Adam lr 2e-4, beta1 0.5, batch 128: Radford et al. (2015), sec. 4 ("Details of adversarial
@@ -51,7 +52,7 @@ def main(argv=None):
     run = kit.Run("dcgan", args, ckpt)
 
     # The nets: z (100x1x1) -> Cx64x64 in [-1, 1] through transposed convolutions, and a strided-conv
-    # D -> one logit. Weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02) (the paper, sec. 4).
+    # D -> one logit. Weights ~ N(0, 0.02) (the paper, sec. 4), batch-norm scales ~ N(1, 0.02).
     G = DCGANGenerator(NZ, args.ngf, args.channels).to(run.device)
     D = DCGANDiscriminator(args.ndf, args.channels).to(run.device)
     G.apply(kit.init_weights)

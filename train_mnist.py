@@ -31,12 +31,12 @@ NZ = 100  # the size of z (the course's nets; Goodfellow et al. 2014)
 
 def main(argv=None):
     parser = kit.parser(__doc__)
-    parser.add_argument("--data", default="mnist",
+    parser.add_argument("--data", default="mnist", metavar="PATH|NAME",
                         help="'mnist' (looked up in the data root, downloaded if absent) or a folder holding "
                         "the four MNIST idx files (default: mnist)")
     parser.add_argument("--loss", default="bce", choices=losses.KINDS,
                         help="the GAN game (default: bce, i.e. minimax D with the non-saturating G)")
-    parser.add_argument("--gp", type=float, default=10.0,
+    parser.add_argument("--gp", type=float, default=10.0, metavar="WEIGHT",
                         help="gradient-penalty weight added to D's loss with --loss wgan (default: 10, "
                         "Gulrajani et al. 2017)")
     latent.add_sampling_args(parser)

@@ -1,4 +1,4 @@
-"""The image history buffer (Shrivastava et al. 2017, used by CycleGAN and pix2pix).
+"""The image history buffer (Shrivastava et al. 2017), as CycleGAN uses it.
 
 The discriminator is updated on a mix of the newest fakes and fakes from earlier generators, so it
 does not forget what old mistakes looked like and the two players oscillate less. For each new

@@ -76,8 +76,9 @@ NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, Insta
 
 
 def init_weights(module):
-    """DCGAN init (Radford et al. 2015, sec. 4; also pix2pix/CycleGAN): conv and linear weights
-    ~ N(0, 0.02), norm scales ~ N(1, 0.02), every bias 0. Use as `net.apply(init_weights)`."""
+    """DCGAN init: conv and linear weights ~ N(0, 0.02) (Radford et al. 2015, sec. 4), norm scales
+    ~ N(1, 0.02) and biases 0 (the PyTorch DCGAN tutorial's weights_init; pix2pix/CycleGAN's "normal"
+    init is the same). Use as `net.apply(init_weights)`."""
     weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
     if isinstance(module, CONV_LAYERS) and weight is not None:
         nn.init.normal_(weight, 0.0, 0.02)
@@ -104,24 +105,30 @@ def parser(doc):
 def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, checkpoint_every=1000):
     """The flags every script has. The script passes its paper's defaults, with the citation."""
     g = parser.add_argument_group("run (shared by every minigan script)")
-    g.add_argument("--out", type=Path, help="run directory (default: runs/<script>-<data>-<time>/, or the "
-                   "resumed checkpoint's directory)")
-    g.add_argument("--resume", help="continue a run exactly: its checkpoint.pt or its run directory")
-    g.add_argument("--checkpoint", help="a checkpoint to load without training (for --sample / --interpolate)")
+    g.add_argument("--out", type=Path, metavar="DIR",
+                   help="run directory (default: runs/<script>-<data>-<time>/, or the resumed checkpoint's)")
+    g.add_argument("--resume", metavar="PATH",
+                   help="continue a run exactly: its checkpoint.pt or its run directory")
+    g.add_argument("--checkpoint", metavar="PATH",
+                   help="a checkpoint to load without training (for --sample / --interpolate)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where to train; auto picks cuda, then mps, then cpu (default: auto)")
-    g.add_argument("--seed", type=int, default=0,
+    g.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seeds python, numpy, torch and the data order (default: 0)")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"passes over the data (default: {epochs})")
-    g.add_argument("--max-steps", type=int, help="stop after this many steps in total, e.g. for a smoke run")
-    g.add_argument("--batch-size", type=int, default=batch_size, help=f"images per step (default: {batch_size})")
+    g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="DataLoader worker processes (default: 0)")
+    g.add_argument("--epochs", type=int, default=epochs, metavar="N",
+                   help=f"passes over the data (default: {epochs})")
+    g.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after this many steps in total, e.g. for a smoke run")
+    g.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
+                   help=f"images per step (default: {batch_size})")
     g.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default: {lr})")
     g.add_argument("--beta1", type=float, default=beta1, help=f"Adam beta1 (default: {beta1})")
-    g.add_argument("--sample-every", type=int, default=sample_every,
+    g.add_argument("--sample-every", type=int, default=sample_every, metavar="N",
                    help=f"write a sample grid every N steps, and at each epoch end (default: {sample_every})")
-    g.add_argument("--checkpoint-every", type=int, default=checkpoint_every,
+    g.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
                    help=f"write checkpoint.pt every N steps, and at the end (default: {checkpoint_every})")
     return g
 

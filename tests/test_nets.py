@@ -32,7 +32,8 @@ def test_mlp_layer_tables():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_dcgan_layer_tables(channels):
     G, D = DCGANGenerator(channels=channels), DCGANDiscriminator(channels=channels)
-    g_sizes = [s for s, m in zip(shapes(G, torch.randn(2, 100, 1, 1)), G.net) if isinstance(m, minigan.ConvTranspose2d)]
+    g_shapes = zip(shapes(G, torch.randn(2, 100, 1, 1)), G.net)
+    g_sizes = [s for s, m in g_shapes if isinstance(m, minigan.ConvTranspose2d)]
     assert g_sizes == [(512, 4, 4), (256, 8, 8), (128, 16, 16), (64, 32, 32), (channels, 64, 64)]
     d_sizes = [s for s, m in zip(shapes(D, torch.randn(2, channels, 64, 64)), D.net) if isinstance(m, nn.Conv2d)]
     assert d_sizes == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (1, 1, 1)]

@@ -63,8 +63,9 @@ def test_mnist_at_64_is_one_channel(data_root, tmp_path):
 
 def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    result = subprocess.run([sys.executable, str(ROOT / "train_dcgan.py"), "--data", str(tmp_path / "empty"),
-                             "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    argv = ["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]
+    result = subprocess.run([sys.executable, str(ROOT / "train_dcgan.py"), *argv], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "holds no images" in result.stderr
     (tmp_path / "checkpoint.pt").write_bytes(b"\x80\x02 truncated")
     with pytest.raises(SystemExit) as e:  # the same entry point as the command line, in-process
