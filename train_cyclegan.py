@@ -1,0 +1,188 @@
+"""Train CycleGAN (Zhu et al. 2017): translate between two domains from unpaired images, e.g. horse <-> zebra.
+
+Two generators, G_AB: A -> B and G_BA: B -> A, and two discriminators, D_A (real A or G_BA's fake?) and
+D_B. Nothing says which zebra a horse should become, so besides fooling D_B a translation must come
+back: G_BA(G_AB(a)) ~ a, and the same from B (cycle consistency). The full objective (sec. 3):
+
+    L = L_GAN(G_AB, D_B) + L_GAN(G_BA, D_A)                                    fool the discriminators
+      + lambda_cycle * (|G_BA(G_AB(a)) - a|_1 + |G_AB(G_BA(b)) - b|_1)         lambda_cycle = 10
+      + lambda_idt * lambda_cycle * (|G_BA(a) - a|_1 + |G_AB(b) - b|_1)        lambda_idt = 0.5
+
+L_GAN is least squares (LSGAN, sec. 4): D minimizes (D(real) - 1)^2 + D(fake)^2, G minimizes
+(D(fake) - 1)^2. The identity term (sec. 5.2) keeps an image that is already in the target domain
+unchanged, which preserves colours. D learns from a pool of the last 50 fakes, not only the newest
+(Shrivastava et al.), so it remembers older mistakes; its loss is halved (it learns at half G's rate).
+Adam 2e-4, beta1 0.5, batch 1; 200 epochs: 100 at the initial LR, 100 decaying it linearly to 0.
+
+Nets: ResNet generator (c7s1-64, d128, d256, 9 residual blocks, u128, u64, c7s1-3; instance norm, ReLU)
+and the 70x70 PatchGAN with instance norm and LeakyReLU 0.2 (minigan/resnet_generator.py, patchgan.py).
+Sample grids: rows of real | fake | reconstructed | identity, for A then B images of the test split.
+Each epoch ends with the test split's cycle L1 (every test image, or the first --test-images).
+
+On a GPU the paper's run is `python train_cyclegan.py --data horse2zebra`. On CPU a 256x256 step of the
+default nets takes many seconds (1334 steps an epoch), so use the CPU recipe, smaller images and nets:
+
+    python train_cyclegan.py --data horse2zebra --image-size 64 --ngf 16 --ndf 32 --n-blocks 3 \\
+        --epochs 2 --epochs-decay 1
+
+Examples:
+    python train_cyclegan.py --resume runs/cyclegan-horse2zebra-<time>       # continue exactly
+    python train_cyclegan.py --checkpoint runs/cyclegan-horse2zebra-<time> --translate horses/ # A -> B
+    python train_cyclegan.py --init-from horse2zebra.pth --translate horse.jpg   # published weights
+"""
+import torch
+from tqdm import tqdm
+
+from minigan import kit, losses
+from minigan.data import UnpairedImages, transform
+from minigan.download import find_dataset
+from minigan.errors import MiniganError
+from minigan.image_pool import ImagePool
+from minigan.images import image_files, load_image, save_grid
+from minigan.patchgan import PatchGAN
+from minigan.reference import load_reference
+from minigan.resnet_generator import ResnetGenerator
+from train_pix2pix import LOAD, CROP, add_translation_args, generate, mixed_precision, translate_files
+
+
+def main(argv=None):
+    parser = kit.parser(__doc__)
+    parser.add_argument("--data", default="horse2zebra", help="a folder with trainA/ trainB/ testA/ testB/, "
+                        "or a CycleGAN dataset name in the data root (default: horse2zebra)")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                        help="which generator --translate and --init-from use: G_AB or G_BA (default: AtoB)")
+    parser.add_argument("--gan-loss", default="lsgan", choices=["lsgan", "bce", "hinge"],
+                        help="the GAN game (default: lsgan, the paper's)")
+    parser.add_argument("--lambda-cycle", type=float, default=10.0, help="cycle-consistency weight (default: 10)")
+    parser.add_argument("--lambda-identity", type=float, default=0.5,
+                        help="identity weight, times lambda-cycle; 0 turns it off (default: 0.5)")
+    parser.add_argument("--pool-size", type=int, default=50, help="fakes in each D's history pool (default: 50)")
+    parser.add_argument("--ngf", type=int, default=64, help="G's width: channels of its first layer (default: 64)")
+    parser.add_argument("--ndf", type=int, default=64, help="D's width: channels of its first layer (default: 64)")
+    parser.add_argument("--n-blocks", type=int, default=9, help="G's residual blocks (default: 9, the paper's "
+                        "for 256x256; it uses 6 for 128x128)")
+    parser.add_argument("--n-layers-d", type=int, default=3, help="PatchGAN stride-2 layers (default: 3, 70x70 patches)")
+    parser.add_argument("--image-size", type=int, default=CROP, help=f"train on S x S crops of images resized to "
+                        f"S*{LOAD}/{CROP}; a multiple of 4 (default: {CROP})")
+    parser.add_argument("--epochs-decay", type=int, default=100,
+                        help="of the --epochs, how many (the last) decay the LR linearly to 0 (default: 100)")
+    parser.add_argument("--test-images", type=int, help="per domain, how many test images the epoch-end cycle "
+                        "L1 uses (default: all)")
+    add_translation_args(parser)
+    # Adam lr 2e-4, beta1 0.5, batch 1, 100 + 100 epochs: Zhu et al. (2017), sec. 4 (Training details).
+    kit.add_common_args(parser, batch_size=1, lr=2e-4, beta1=0.5, epochs=200, sample_every=200)
+    args, ckpt = kit.parse_args(parser, argv)
+    if not 0 <= args.epochs_decay <= args.epochs:
+        parser.error(f"--epochs-decay must be between 0 and --epochs ({args.epochs}), got {args.epochs_decay}")
+    if args.image_size % 4 or args.image_size < max(8, 2 ** (args.n_layers_d + 2)):
+        raise MiniganError(f"--image-size {args.image_size}: the ResNet generator needs a multiple of 4, the "
+                           f"PatchGAN at least {2 ** (args.n_layers_d + 2)} (or fewer --n-layers-d)")
+    if not args.translate:  # the data first: a wrong --data fails before anything is written
+        root = find_dataset(args.data, layout="unpaired")
+        load = round(args.image_size * LOAD / CROP)
+        data = UnpairedImages(root, "train", load, args.image_size, train=True)  # (a, random b), 3 x S x S
+        test_a, test_b = (load_test_split(root / f"test{d}", args.image_size, args.test_images) for d in "AB")
+    run = kit.Run("cyclegan", args, ckpt)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    autocast, scaler = mixed_precision(args.amp, run.device)
+
+    # The nets. G: (N, 3, S, S) -> (N, 3, S, S) in [-1, 1]; D: (N, 3, S, S) -> (N, 1, s, s) patch logits.
+    # Weights ~ N(0, 0.02) (the reference code's init). One Adam for both Gs, one for both Ds.
+    G_AB, G_BA = (ResnetGenerator(ngf=args.ngf, n_blocks=args.n_blocks) for _ in "AB")
+    D_A, D_B = (PatchGAN(3, args.ndf, args.n_layers_d, norm="instance") for _ in "AB")
+    for net in (G_AB, G_BA, D_A, D_B):
+        net.apply(kit.init_weights)
+        net.to(run.device, memory_format=fmt)
+    G = G_AB if args.direction == "AtoB" else G_BA  # the one --translate and --init-from use
+    if args.init_from and not ckpt:  # a checkpoint's weights replace them anyway
+        load_reference(G, args.init_from)
+    opt_g = torch.optim.Adam([*G_AB.parameters(), *G_BA.parameters()], lr=args.lr, betas=(args.beta1, 0.999))
+    opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=args.lr, betas=(args.beta1, 0.999))
+    epochs_constant = args.epochs - args.epochs_decay
+    sched_g = kit.linear_decay_lr(opt_g, epochs_constant, args.epochs_decay)  # stepped at each epoch's end
+    sched_d = kit.linear_decay_lr(opt_d, epochs_constant, args.epochs_decay)
+    pool_a, pool_b = ImagePool(args.pool_size), ImagePool(args.pool_size)  # earlier fake_a / fake_b
+    run.track(G_AB=G_AB, G_BA=G_BA, D_A=D_A, D_B=D_B, opt_g=opt_g, opt_d=opt_d, sched_g=sched_g,
+              sched_d=sched_d, pool_a=pool_a, pool_b=pool_b)
+    if args.translate:
+        translate_files(G, args, ckpt, run.dir, 8, run.device)  # multiples of 4, at least 8: 8 does both
+        return 0
+
+    for step, (real_a, real_b) in run.batches(data):
+        real_a, real_b = (t.to(run.device, memory_format=fmt) for t in (real_a, real_b))  # N x 3 x S x S
+        with autocast():
+            fake_b = G_AB(real_a)   # a horse as a zebra
+            rec_a = G_BA(fake_b)    # and back: should be the same horse
+            fake_a = G_BA(real_b)
+            rec_b = G_AB(fake_a)
+
+        # G step: fool both Ds, come back around the cycle, leave in-domain images alone. The Ds are
+        # frozen meanwhile: G's step needs gradients through them, not for their weights.
+        for D in (D_A, D_B):
+            D.requires_grad_(False)
+        with autocast():
+            g_gan = losses.g_loss(D_B(fake_b), args.gan_loss) + losses.g_loss(D_A(fake_a), args.gan_loss)
+            g_cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
+            g_loss = g_gan + args.lambda_cycle * g_cycle
+            if args.lambda_identity > 0:  # G_BA on an A image (and G_AB on a B image) should change nothing
+                g_idt = (G_BA(real_a) - real_a).abs().mean() + (G_AB(real_b) - real_b).abs().mean()
+                g_loss = g_loss + args.lambda_identity * args.lambda_cycle * g_idt
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(g_loss).backward()
+        scaler.step(opt_g)
+        for D in (D_A, D_B):
+            D.requires_grad_(True)
+
+        # D step: real up, fake down, on fakes drawn from the history pools (detached: G stays fixed).
+        # losses.d_loss halves D's loss, as the paper does.
+        with autocast():
+            d_a = losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
+            d_b = losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
+        opt_d.zero_grad(set_to_none=True)
+        scaler.scale(d_a + d_b).backward()
+        scaler.step(opt_d)
+        scaler.update()
+
+        logged = dict(d_a=d_a, d_b=d_b, g_gan=g_gan, g_cycle=g_cycle)
+        if args.lambda_identity > 0:
+            logged["g_idt"] = g_idt
+        if run.epoch_end:
+            sched_g.step()
+            sched_d.step()
+            logged.update(cycle_l1(G_AB, G_BA, test_a, test_b, run.device))
+            tqdm.write(f"epoch {run.epoch}: test cycle L1 A {logged['test_cycle_a']:.4f}, B "
+                       f"{logged['test_cycle_b']:.4f}; next epoch's lr {opt_g.param_groups[0]['lr']:.3g}")
+        run.log(**logged)
+        if run.sample_due:
+            save_grid(sample_rows(G_AB, G_BA, test_a[:4], test_b[:4], run.device),
+                      run.path(f"samples/step{step + 1:07d}.png"), nrow=4)
+    return run.exit_code
+
+
+def load_test_split(folder, size, limit=None):
+    """The first `limit` images of a test folder, resized to size x size: (n, 3, size, size)."""
+    files = image_files(folder)[:limit]
+    if not files:
+        raise MiniganError(f"no test images in {folder}: the sample grids and test cycle L1 need testA/ and testB/")
+    return torch.stack([transform(load_image(f), size, size, train=False) for f in files])
+
+
+def sample_rows(G_AB, G_BA, a, b, device):
+    """Rows real | fake | reconstructed | identity: for each a, then for each b. (2n * 4, 3, S, S)."""
+    a, b = a.to(device), b.to(device)
+    fake_b, fake_a = generate(G_AB, a), generate(G_BA, b)
+    rows_a = [a, fake_b, generate(G_BA, fake_b), generate(G_BA, a)]  # identity: G_BA leaves an A alone
+    rows_b = [b, fake_a, generate(G_AB, fake_a), generate(G_AB, b)]
+    return torch.cat([torch.stack(rows_a, 1), torch.stack(rows_b, 1)]).flatten(0, 1).float().cpu()
+
+
+def cycle_l1(G_AB, G_BA, test_a, test_b, device, batch=8):
+    """Mean |G_BA(G_AB(a)) - a| over the test A images and |G_AB(G_BA(b)) - b| over the B ones."""
+    def cycle(there, back, images):
+        return torch.cat([(generate(back, generate(there, x.to(device))).float().cpu() - x).abs().mean((1, 2, 3))
+                          for x in images.split(batch)]).mean().item()
+    return {"test_cycle_a": cycle(G_AB, G_BA, test_a), "test_cycle_b": cycle(G_BA, G_AB, test_b)}
+
+
+if __name__ == "__main__":
+    kit.run_main(main)

@@ -1,0 +1,239 @@
+"""Train pix2pix (Isola et al. 2017): translate paired images, e.g. facade labels -> photos.
+
+G maps an input image x (domain A) to an output G(x) that should look like the target y (domain B).
+D is conditional: it sees the input next to an output, concat(x, y) (6 channels), and judges each
+70x70 patch (the PatchGAN) as real (x's true y) or fake (G(x)). The objective (the paper's eq. 4):
+
+    G* = arg min_G max_D  L_cGAN(G, D) + lambda * L_L1(G)            lambda = 100
+    L_cGAN = E_x,y[log D(x, y)] + E_x[log(1 - D(x, G(x)))]           (G: the non-saturating -log D(x, G(x)))
+    L_L1   = E_x,y[ |y - G(x)|_1 ]
+
+L1 alone already gets the colours and layout right but is blurry (it averages the plausible outputs);
+the GAN term makes the result sharp. `--loss l1` trains with L1 alone (no D) to see that blur,
+`--loss gan` without L1 (sharp but unrelated to the target).
+
+Data: side-by-side A|B images in <data>/{train,val}/; facades is B -> A (labels are the right half),
+hence --direction BtoA by default there. Each step: resize to 286, random 256 crop, random flip
+(the same for both halves), batch 1. Each epoch ends with val L1, val PSNR and an input | output |
+target grid. --image-size S trains at S x S (load S*286/256): use --generator toy (multiples of 8)
+or pool64 (multiples of 16), the course's small U-Nets; unet256 needs 256.
+
+Examples:
+    python train_pix2pix.py --data facades                       # the paper's: 200 epochs, outputs in runs/
+    python train_pix2pix.py --data facades --generator toy --image-size 64 --ndf 32   # a CPU run
+    python train_pix2pix.py --data facades --loss l1             # L1 only, to see its effect
+    python train_pix2pix.py --resume runs/pix2pix-facades-<time> # continue exactly where it stopped
+    python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate photos/   # or a file
+    python train_pix2pix.py --init-from facades_label2photo.pth --translate labels/   # published weights
+"""
+import contextlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from minigan import kit, losses
+from minigan.data import PairedImages
+from minigan.download import find_dataset
+from minigan.errors import MiniganError
+from minigan.images import from_pil, image_files, load_image, save_grid, save_image
+from minigan.patchgan import PatchGAN, PoolDiscriminator64
+from minigan.reference import load_reference
+from minigan.unet import PoolUNet64, ToyUNet, UNet256
+
+LOAD, CROP = 286, 256  # resize to 286, random crop 256: the papers' jitter
+MULTIPLE = {"unet256": 256, "toy": 8, "pool64": 16}  # G's accepted sizes: multiples of these
+
+
+def main(argv=None):
+    parser = kit.parser(__doc__)
+    parser.add_argument("--data", default="facades", help="a folder with train/ and val/ of side-by-side "
+                        "A|B images, or a pix2pix dataset name in the data root (default: facades)")
+    parser.add_argument("--direction", choices=["AtoB", "BtoA"],
+                        help="translate the left half into the right (AtoB) or back (default: BtoA for "
+                        "facades, whose labels are on the right; AtoB otherwise)")
+    parser.add_argument("--generator", default="unet256", choices=["unet256", "toy", "pool64"],
+                        help="unet256 (the paper's), toy (the course slides' C64-C128-C256 U-Net) or pool64 "
+                        "(the course notes' avg-pool U-Net) (default: unet256)")
+    parser.add_argument("--discriminator", default="patchgan", choices=["patchgan", "pool64"],
+                        help="the 70x70 PatchGAN, or pool64, the course notes' avg-pool D (default: patchgan)")
+    parser.add_argument("--norm", default="batch", choices=["batch", "instance"],
+                        help="norm layers of unet256 and the PatchGAN (default: batch, the paper's)")
+    parser.add_argument("--ngf", type=int, default=64, help="G's width (unet256, toy) (default: 64)")
+    parser.add_argument("--ndf", type=int, default=64, help="the PatchGAN's width (default: 64)")
+    parser.add_argument("--n-layers-d", type=int, default=3, help="PatchGAN stride-2 layers: 3 sees "
+                        "70x70 patches, 1 16x16 ones (default: 3)")
+    parser.add_argument("--loss", default="gan+l1", choices=["gan+l1", "l1", "gan"],
+                        help="G's objective: cGAN + lambda*L1 (the paper's), L1 alone, cGAN alone (default: gan+l1)")
+    parser.add_argument("--lambda-l1", type=float, default=100.0, help="weight of L1 (default: 100, the paper's)")
+    parser.add_argument("--image-size", type=int, default=CROP,
+                        help=f"train on S x S crops of images resized to S*{LOAD}/{CROP} (default: {CROP})")
+    add_translation_args(parser)
+    # Adam lr 2e-4, beta1 0.5, batch 1, 200 epochs on facades: Isola et al. (2017), sec. 3.3 and appendix.
+    kit.add_common_args(parser, batch_size=1, lr=2e-4, beta1=0.5, epochs=200, sample_every=400)
+    args, ckpt = kit.parse_args(parser, argv)
+    args.direction = args.direction or ("BtoA" if Path(args.data).name == "facades" else "AtoB")
+    check_size(args)
+    if not args.translate:  # the data first: a wrong --data fails before anything is written
+        root = find_dataset(args.data, layout="paired")
+        load = round(args.image_size * LOAD / CROP)
+        data = PairedImages(root, "train", args.direction, load, args.image_size, train=True)  # (x, y) 3xSxS
+        val = PairedImages(root, "val", args.direction, load, args.image_size, train=False)    # resized only
+        val_x, val_y = (torch.stack(t) for t in zip(*(val[i] for i in range(min(4, len(val))))))  # the grid's
+    run = kit.Run("pix2pix", args, ckpt)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    autocast, scaler = mixed_precision(args.amp, run.device)
+
+    # The nets. G: (N, 3, S, S) -> (N, 3, S, S) in [-1, 1]. D: concat(input, output) (N, 6, S, S) ->
+    # (N, 1, s, s) logits, one per patch. Weights ~ N(0, 0.02) (the paper, sec. 6.1).
+    G = {"unet256": lambda: UNet256(ngf=args.ngf, norm=args.norm), "toy": lambda: ToyUNet(ngf=args.ngf),
+         "pool64": PoolUNet64}[args.generator]()
+    D = (PatchGAN(6, args.ndf, args.n_layers_d, args.norm) if args.discriminator == "patchgan"
+         else PoolDiscriminator64(6))
+    G.apply(kit.init_weights)
+    D.apply(kit.init_weights)
+    if args.init_from and not ckpt:  # a checkpoint's weights replace them anyway
+        if args.generator != "unet256":
+            raise MiniganError("--init-from loads the reference's U-Net-256: use --generator unet256 "
+                               "(with the --ngf and --norm the file was saved with)")
+        load_reference(G, args.init_from)
+    G, D = G.to(run.device, memory_format=fmt), D.to(run.device, memory_format=fmt)
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)
+    if args.translate:
+        translate_files(G, args, ckpt, run.dir, MULTIPLE[args.generator], run.device)
+        return 0
+
+    for step, (real_a, real_b) in run.batches(data):
+        real_a, real_b = (t.to(run.device, memory_format=fmt) for t in (real_a, real_b))  # N x 3 x S x S
+        with autocast():
+            fake_b = G(real_a)
+        logged = {}
+
+        # D step: maximize log D(x, y) + log(1 - D(x, G(x))); the fake is detached, G stays fixed.
+        if args.loss != "l1":
+            with autocast():
+                d_loss = losses.d_loss(D(torch.cat([real_a, real_b], 1)),                # N x 6 x S x S
+                                       D(torch.cat([real_a, fake_b.detach()], 1)))       # (halved inside)
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(d_loss).backward()
+            scaler.step(opt_d)
+            logged["d_loss"] = d_loss
+
+        # G step: fool the updated D and stay close to the target in L1. D is frozen meanwhile: G's
+        # step needs no gradients for D's weights, only through D.
+        D.requires_grad_(False)
+        with autocast():
+            g_l1 = (fake_b - real_b).abs().mean()
+            g_loss = args.lambda_l1 * g_l1 if args.loss != "gan" else 0.0
+            if args.loss != "l1":
+                g_gan = losses.g_loss(D(torch.cat([real_a, fake_b], 1)))
+                g_loss = g_loss + g_gan
+                logged["g_gan"] = g_gan
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(g_loss).backward()
+        scaler.step(opt_g)
+        scaler.update()
+        D.requires_grad_(True)
+        logged["g_l1"] = g_l1
+
+        if run.epoch_end:  # how far G(x) is from y on the val split, in [-1, 1] pixel units
+            logged.update(validate(G, val, run.device))
+            tqdm.write(f"epoch {run.epoch}: val L1 {logged['val_l1']:.4f}, val PSNR {logged['val_psnr']:.2f} dB")
+        run.log(**logged)
+        if run.sample_due:  # rows of input | output | target
+            fake = generate(G, val_x.to(run.device))
+            save_grid(torch.stack([val_x, fake.cpu(), val_y], 1).flatten(0, 1),
+                      run.path(f"samples/step{step + 1:07d}.png"), nrow=3)
+    return run.exit_code
+
+
+@torch.no_grad()
+def validate(G, val, device):
+    """Mean L1 and PSNR of G(x) against y over a split. PSNR = 10 log10(peak^2 / MSE) per image, the
+    peak-to-peak range of [-1, 1] being 2; averaged over the images."""
+    l1, psnr = [], []
+    # the loader gets a generator of its own, so validating draws nothing from the training RNG
+    for x, y in torch.utils.data.DataLoader(val, batch_size=16, generator=torch.Generator()):
+        fake = generate(G, x.to(device)).float().cpu()
+        l1.append((fake - y).abs().mean((1, 2, 3)))
+        psnr.append(10 * torch.log10(4.0 / ((fake - y) ** 2).mean((1, 2, 3)).clamp_min(1e-10)))
+    return {"val_l1": torch.cat(l1).mean().item(), "val_psnr": torch.cat(psnr).mean().item()}
+
+
+@torch.no_grad()
+def generate(G, x):
+    """G(x) for looking at: no graph, eval mode (batch norm on its running statistics, no dropout)."""
+    was_training = G.training
+    G.eval()
+    y = G(x)
+    G.train(was_training)
+    return y
+
+
+def check_size(args):
+    """One line instead of a traceback when a net cannot take S x S images."""
+    size, multiple = args.image_size, MULTIPLE[args.generator]
+    if size % multiple:
+        raise MiniganError(f"--image-size {size} does not suit --generator {args.generator}, which needs "
+                           f"multiples of {multiple}: use unet256 at 256, toy (multiples of 8) or pool64 (16)")
+    if args.discriminator == "pool64" and size % 32:
+        raise MiniganError(f"--image-size {size}: --discriminator pool64 needs multiples of 32")
+    if args.discriminator == "patchgan" and size < 2 ** (args.n_layers_d + 2):  # its maps would vanish
+        raise MiniganError(f"--image-size {size} is too small for a PatchGAN with --n-layers-d "
+                           f"{args.n_layers_d}: use at least {2 ** (args.n_layers_d + 2)} or fewer layers")
+
+
+# --- shared with train_cyclegan.py: translating files, mixed precision ---
+
+def add_translation_args(parser):
+    g = parser.add_argument_group("translating and speed")
+    g.add_argument("--translate", metavar="DIR_OR_FILE", help="translate these images with the generator of "
+                   "--checkpoint/--resume or --init-from, write them to <run dir>/translated/, and exit")
+    g.add_argument("--init-from", metavar="FILE.pth", help="start G (CycleGAN: the --direction one) from the "
+                   "reference implementation's published weights: a state_dict file, or a dict holding one under "
+                   "'state_dict'; not used when a checkpoint is loaded")
+    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA: bf16 autocast (fp16 with loss "
+                   "scaling on GPUs without bf16); ignored on CPU")
+    g.add_argument("--channels-last", action="store_true",
+                   help="keep nets and images in channels_last (NHWC) memory: faster convolutions on CUDA")
+
+
+@torch.no_grad()
+def translate_files(G, args, ckpt, folder, multiple, device):
+    """G on every image of --translate (a file or a folder, searched recursively), at full size: an
+    image is resized to the nearest size G accepts (multiples of `multiple`), translated and resized
+    back; the outputs keep the inputs' relative paths, as .png, in <folder>/translated/."""
+    if ckpt is None and not args.init_from:
+        raise MiniganError("--translate needs trained weights: pass --checkpoint RUN_DIR or --init-from FILE.pth")
+    source = Path(args.translate)
+    files = [source] if source.is_file() else image_files(source)
+    if not files:
+        raise MiniganError(f"--translate {source}: no images (.jpg .jpeg .png .bmp .webp) there")
+    for path in files:
+        x = from_pil(load_image(path)).unsqueeze(0).to(device)              # 1 x 3 x H x W
+        h, w = x.shape[-2:]
+        size = [max(multiple, round(n / multiple) * multiple) for n in (h, w)]
+        y = generate(G, F.interpolate(x, size, mode="bicubic") if size != [h, w] else x)
+        y = F.interpolate(y, (h, w), mode="bicubic") if size != [h, w] else y  # 1 x 3 x H x W
+        out = folder / "translated" / (path.relative_to(source) if path != source else path.name)
+        save_image(y[0].float(), out.with_suffix(".png"))
+    print(f"translated {len(files)} image(s) into {folder / 'translated'}/")
+
+
+def mixed_precision(amp, device):
+    """(autocast context factory, GradScaler) for --amp. bf16 keeps float32's range, so it needs no
+    loss scaling; fp16 does (small gradients underflow to 0), via the GradScaler. The scaler is not
+    checkpointed: it re-finds its scale within a few steps. Without --amp both are no-ops."""
+    if amp and device.type != "cuda":
+        print(f"--amp: ignored on {device.type} (autocast pays off on CUDA GPUs)")
+    if not amp or device.type != "cuda":
+        return contextlib.nullcontext, torch.amp.GradScaler("cuda", enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return (lambda: torch.autocast("cuda", dtype=dtype)), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
+if __name__ == "__main__":
+    kit.run_main(main)
