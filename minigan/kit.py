@@ -325,8 +325,10 @@ class Run:
 
     @property
     def sample_due(self):
-        """True after every --sample-every steps, at each epoch end and at the last step."""
-        return (self.step + 1) % self.args.sample_every == 0 or self.epoch_end or self.last_step
+        """True after every --sample-every steps, at each epoch end and at the last step (also the
+        last one of an interrupted run)."""
+        return ((self.step + 1) % self.args.sample_every == 0 or self.epoch_end or self.last_step
+                or self.interrupted)
 
     def log(self, **losses):
         """Append this step's losses (floats or 0-dim tensors) to losses.jsonl and the progress bar."""

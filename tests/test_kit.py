@@ -230,10 +230,10 @@ def toy_main(argv):
         run.log(loss=loss, lr=opt.param_groups[0]["lr"])
         if run.epoch_end:
             sched.step()
+        if os.environ.get("TOY_INTERRUPT_AT") == str(step):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of a step
         if run.sample_due:
             samples.append(step)
-            if os.environ.get("TOY_INTERRUPT_AT") == str(step):
-                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of a step
     toy_main.net, toy_main.samples, toy_main.run = net, samples, run
     return run.exit_code
 
@@ -274,9 +274,10 @@ def test_resume_drops_log_rows_after_the_checkpoint(tmp_path):
 
 
 def test_ctrl_c_finishes_the_step_saves_and_exits_130(tmp_path, monkeypatch):
-    monkeypatch.setenv("TOY_INTERRUPT_AT", "3")
+    monkeypatch.setenv("TOY_INTERRUPT_AT", "4")
     assert toy_main(["--out", str(tmp_path)]) == 130
-    assert checkpoint.load_checkpoint(tmp_path)["step"] == 4 and len(read_log(tmp_path)) == 4
+    assert checkpoint.load_checkpoint(tmp_path)["step"] == 5 and len(read_log(tmp_path)) == 5
+    assert toy_main.samples == [1, 2, 3, 4]  # the interrupted step ends with a sample too
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler put back
 
 
