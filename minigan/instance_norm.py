@@ -10,7 +10,7 @@ Instance norm (Ulyanov et al. 2016) normalizes every (sample, channel) plane on 
     y_i = leaky_relu(z_i) = z_i if z_i > 0 else slope * z_i      (the fused op; slope 0 = ReLU)
 
 CycleGAN and pix2pix put an activation right after every instance norm, so the pair is one op here,
-`instance_norm_leaky_relu`: one pass over the data forward, one backward, nothing in between saved.
+`instance_norm_leaky_relu`, with one backward for both: z is never saved, nor its gradient kept.
 
 Backward. Write g = dL/dy (the upstream gradient). Going back through the activation:
 
@@ -28,8 +28,15 @@ rstd. With dx_hat_i known, the chain rule through x_hat_i = (x_i - mean) * rstd 
 
 (the first term is the direct path, the second comes through `mean`, the third through `rstd`).
 Because gamma is constant on a plane, both means are the two per-plane sums the affine backward needs
-anyway: sum dz and sum dz * x_hat. So backward is one reduction pass and one elementwise pass, and it
-needs only x_hat (saved instead of x), rstd, gamma, and for the activation the output y.
+anyway: sum dz and sum dz * x_hat. So backward is two reductions and one elementwise pass, and it
+needs only x_hat, rstd, gamma, and for the activation the output y (which the next layer keeps
+alive anyway); x itself is not saved.
+
+How this file spends its passes over the (N*C, M) data, one plane per row:
+forward: mean; x_c = x - mean; var = |x_c|^2 / M as one fused norm; one scaling pass (in place
+without gamma/beta, else z = x_c * (rstd * gamma) + beta, keeping x_c: x_hat = x_c * rstd); the
+activation. Backward: the activation's mask, sum dz, sum dz * x_hat as one BLAS dot per plane, then
+dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)) written into one buffer.
 
 Numerics. The variance is computed in two passes (mean first, then the mean of squared deviations).
 The one-pass E[x^2] - E[x]^2 cancels catastrophically in float32 when the mean is large next to the
@@ -41,7 +48,8 @@ spread -- it can even go negative:
 
 float16/bfloat16 inputs are computed in float32 and cast back; float64 stays float64.
 
-Double backward is not supported (backward is marked once_differentiable); float64 gradcheck passes.
+Double backward is not supported: backward raises when asked to build a graph (create_graph=True);
+float64 gradcheck passes.
 `impl="triton"` runs the same math as Triton kernels from `minigan.kernels`; this plain-torch path is
 their reference.
 
@@ -58,7 +66,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.autograd.function import once_differentiable
 
 
 def _compute_dtype(dtype):
@@ -131,8 +138,13 @@ class _InstanceNormAct(torch.autograd.Function):
         return out
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_out):
+        if torch.is_grad_enabled():
+            # create_graph=True: the result would be differentiated again, and this backward's
+            # ops on saved tensors would silently drop the second-order terms. Refuse loudly.
+            raise RuntimeError("instance_norm: double backward (create_graph=True, e.g. a gradient "
+                               "penalty through this layer) is not supported; use "
+                               "torch.nn.functional.instance_norm in that network")
         x_saved, x_scale, rstd, weight, out = ctx.saved_tensors    # x_hat = x_saved * x_scale
         rows, m = x_saved.shape
         dz = grad_out.reshape(rows, m).to(x_saved.dtype)   # may be grad_out itself: never written

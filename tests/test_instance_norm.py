@@ -250,3 +250,11 @@ def test_triton_path_agrees_with_reference_when_it_can_run():
         triton = run(lambda x, w, b, e, s: instance_norm_leaky_relu(x, w, b, s, e, impl="triton"),
                      x, weight, bias, 1e-5, slope, grad)
         assert_all_close(triton, run(ours, x, weight, bias, 1e-5, slope, grad), atol=1e-4, rtol=1e-4)
+
+
+def test_double_backward_is_refused_not_silently_wrong():
+    # e.g. a gradient penalty: the input grad would be differentiated again; refuse loudly
+    x = torch.randn(1, 2, 3, 3, requires_grad=True)
+    for fn in (instance_norm, instance_norm_leaky_relu):
+        with pytest.raises(RuntimeError, match="double backward"):
+            torch.autograd.grad(fn(x).sum(), x, create_graph=True)
