@@ -213,6 +213,19 @@ def test_public_function_dispatches_here(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_strided_parameters(device):
+    x = torch.randn(2, 3, 4, 5, device=device)
+    weight, bias = torch.randn(2, 6, device=device).unbind(0)
+    weight, bias = weight[::2], bias[1::2]          # every other element: not contiguous
+    grad_out = torch.randn_like(x)
+
+    def triton_path(x, weight, bias):
+        return kernels.instance_norm_leaky_relu(x, weight, bias, 0.2, 1e-5)
+    assert_close(run(triton_path, x, weight, bias, grad_out),
+                 run(lambda *a: reference(*a, 0.2, 1e-5), x, weight, bias, grad_out), torch.float32)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_bad_arguments(device):
     x = torch.randn(2, 3, 4, 4, device=device)
     with pytest.raises(RuntimeError, match="weight must hold 3 elements"):

@@ -30,7 +30,7 @@ exact in exact arithmetic and never subtracts two large sums:
 
     M2 = sum_k [ M2_k + n_k * (mean_k - mean)^2 ]      M2 = sum of squared deviations, n_k pixels
 
-Python floats (slope, eps) reach a kernel as float32 scalars, so float64 results match torch to
+Python floats (slope, eps) reach a compiled kernel as float32 scalars, so float64 results match torch to
 ~1e-8 relative rather than 1e-16. Layout: contiguous NCHW and channels_last tensors are read in place
 through three element strides (sample, channel, pixel); other layouts are made contiguous first. All
 offsets inside one sample are int32, so one sample must hold fewer than 2**31 elements.
@@ -42,6 +42,7 @@ The split rule, worked (an H100 has 132 SMs, so 528 programs are wanted):
 >>> plane_chunk(planes=256, pixels=64 * 64, programs_wanted=528)     # small planes stay whole
 4096
 """
+import contextlib
 import math
 
 import torch
@@ -262,16 +263,8 @@ def _layout(x):
 
 
 def _device_context(x):
-    # launches go to the current CUDA device; make it x's (a no-op on CPU, the interpreter)
-    return torch.cuda.device(x.device) if x.is_cuda else _nothing()
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    # launches go to the current CUDA device; make it x's (nothing to do on CPU, the interpreter)
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
 
 
 def _programs_wanted(x):
@@ -387,5 +380,7 @@ def instance_norm_leaky_relu(input, weight, bias, negative_slope, eps, *, chunk=
         # the kernels take both or neither; the filler is a constant, so it gets no gradient
         weight = torch.ones(c, device=input.device, dtype=input.dtype) if weight is None else weight
         bias = torch.zeros(c, device=input.device, dtype=input.dtype) if bias is None else bias
+    if weight is not None:      # the kernels read gamma[c] at W + c
+        weight, bias = weight.contiguous(), bias.contiguous()
     return InstanceNormLeakyReLU.apply(input, weight, bias, float(negative_slope), float(eps),
                                        chunk, block)
