@@ -17,6 +17,7 @@ True
 """
 import functools
 import importlib
+import importlib.util
 import os
 import sys
 
@@ -48,25 +49,29 @@ def _interpreting():
 
 
 def unavailable_reason(x):
-    """None when the Triton kernels can run on tensor `x`; else a sentence saying why not."""
+    """None when the Triton kernels can run on tensor `x`; else a sentence saying why not.
+
+    Cheap: the checks that need no import come first, and `import triton` is tried once.
+    """
     if x.dtype not in DTYPES:
         return f"the Triton kernels take float16/bfloat16/float32/float64 tensors, got {x.dtype}"
-    error = _triton_import_error()
-    if error is not None:
-        return (f"triton is not importable here ({error}); it ships for Linux x86-64 with CUDA: "
-                f"pip install triton, or use impl='torch'")
-    if x.is_cuda:
-        return None
-    if x.device.type == "cpu":
-        if _interpreting():
-            return None
+    if importlib.util.find_spec("triton") is None:
+        return ("triton is not installed (it ships for Linux x86-64: pip install triton), "
+                "use impl='torch'")
+    if x.device.type == "cpu" and not _interpreting():
         if KERNELS in sys.modules:
             return ("a CPU tensor needs Triton's interpreter, but the kernels were imported without "
                     "it: set TRITON_INTERPRET=1 before importing minigan kernels (or use a CUDA "
                     "tensor, or impl='torch')")
         return ("a CPU tensor needs Triton's interpreter: set TRITON_INTERPRET=1 before importing "
                 "minigan kernels (or use a CUDA tensor, or impl='torch')")
-    return f"the Triton kernels run on CUDA tensors (or CPU under TRITON_INTERPRET=1), got {x.device}"
+    if x.device.type not in ("cuda", "cpu"):
+        return (f"the Triton kernels run on CUDA tensors (or CPU under TRITON_INTERPRET=1), "
+                f"got {x.device}")
+    error = _triton_import_error()
+    if error is not None:
+        return f"triton is installed but not importable on this platform ({error}); use impl='torch'"
+    return None
 
 
 def instance_norm_leaky_relu(input, weight, bias, negative_slope, eps, **tuning):
