@@ -195,9 +195,12 @@ class SeededBatches(torch.utils.data.Dataset):
         seed = mix(self.seed, indices[0], len(indices))  # an epoch's batches all start at different indices
         state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
-            random.seed(seed), np.random.seed(seed % 2**32), torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
             items = [self.dataset[i] for i in indices]
-        random.setstate(state[0]), np.random.set_state(state[1])
+        random.setstate(state[0])
+        np.random.set_state(state[1])
         return items
 
     def __getitem__(self, index):
@@ -208,7 +211,8 @@ def seed_worker(worker_id):
     """Seed numpy/python in a DataLoader worker from its torch seed, and leave Ctrl-C to the main
     process (which finishes the step and writes a checkpoint)."""
     seed = torch.initial_seed() % 2**32
-    random.seed(seed), np.random.seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
