@@ -13,7 +13,7 @@ Real implementations move more (the torch paths write intermediates; the kernels
 cache), so the model is a floor on traffic and "% copy" -- the bandwidth over that of `y.copy_(x)`
 (read x, write y) measured in the same run -- tells how close an op gets to moving its bytes once.
 The Triton column exists on CUDA only: on CPU the kernels run in Triton's interpreter, which is a
-correctness tool, not a speed measure.
+correctness tool, not a speed measure. On CPU the run uses one thread (see `main`).
 """
 import os
 
@@ -65,6 +65,19 @@ def measure(fn, x, device):
 
 def main(device):
     device = torch.device(device)
+    if device.type != "cpu":
+        return run(device)
+    # One CPU thread: on a shared machine a parallel region waits for its slowest thread, so with
+    # every core busy elsewhere multi-thread medians swing tenfold; one thread just runs slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run(device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run(device):
     dtype = torch.float32
     # name -> a function that returns the op to time (torch.compile: a fresh compilation per shape)
     impls = {"eager": lambda: eager}
@@ -82,7 +95,7 @@ def main(device):
         triton_failure = ("no GPU here, and on CPU the kernels would run in Triton's interpreter, a "
                           "correctness tool, not a speed measure")
         # CPU timings swing with whatever else runs: say how busy the machine was
-        where = (f"CPU, {torch.get_num_threads()} threads, load average "
+        where = (f"CPU, {torch.get_num_threads()} thread(s), load average "
                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
     print(f"instance norm + LeakyReLU({SLOPE}), {dtype}, {where}")
