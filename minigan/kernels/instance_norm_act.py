@@ -32,7 +32,9 @@ exact in exact arithmetic and never subtracts two large sums:
 
 Python floats (slope, eps) reach a compiled kernel as float32 scalars, so float64 results match torch to
 ~1e-8 relative rather than 1e-16. Layout: contiguous NCHW and channels_last tensors are read in place
-through three element strides (sample, channel, pixel); other layouts are made contiguous first. All
+through three element strides (sample, channel, pixel); other layouts are made contiguous first.
+A program walks one channel, so channels_last reads are strided (every C-th element): correct, but
+not coalesced on a GPU -- that layout would want programs over pixel tiles of all channels. All
 offsets inside one sample are int32, so one sample must hold fewer than 2**31 elements.
 
 The split rule, worked (an H100 has 132 SMs, so 528 programs are wanted):
