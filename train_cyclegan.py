@@ -74,6 +74,8 @@ def main(argv=None):
     args, ckpt = kit.parse_args(parser, argv)
     if not 0 <= args.epochs_decay <= args.epochs:
         parser.error(f"--epochs-decay must be between 0 and --epochs ({args.epochs}), got {args.epochs_decay}")
+    if args.pool_size < 0:
+        parser.error(f"--pool-size must be at least 0 (0: no pool), got {args.pool_size}")
     if args.image_size % 4 or args.image_size < max(8, 2 ** (args.n_layers_d + 2)):
         raise MiniganError(f"--image-size {args.image_size}: the ResNet generator needs a multiple of 4, the "
                            f"PatchGAN at least {2 ** (args.n_layers_d + 2)} (or fewer --n-layers-d)")
