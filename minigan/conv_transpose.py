@@ -36,9 +36,11 @@ The fast path (what the models use). For stride s, output row y' = y + padding r
 taps ky with ky*d = y' (mod s): the output splits into s*s interleaved "phase" images, and each
 phase is an ordinary stride-1 convolution of the *un-dilated* input with a sub-kernel made of that
 phase's taps (the sub-pixel convolution of Shi et al. 2016). All s*s sub-kernels are stacked along the
-output channels of one `F.conv2d`, whose s*s output images are interleaved into the result. Nothing
-is spent on the zeros that the textbook "insert s-1 zeros between pixels, then convolve" recipe
-multiplies, and there is no col2im scatter.
+output channels of one `F.conv2d` (one big matrix product beats s*s small ones), whose s*s output
+images are interleaved into the result. There is no col2im scatter, and far less is spent on zeros
+than by the textbook "insert s-1 zeros between pixels, then convolve" (s*s times the work): only
+the zero taps that pad each sub-kernel to the common window (k=3, s=2: 16 taps for 9; none when
+s divides k) and at most one cropped row and column of the phase grid.
 
 The same decomposition explains checkerboard artifacts (Odena et al. 2016): with k=3, s=2 one phase
 sums 2x2 taps, its neighbour 2x1, another only 1 -- neighbouring output pixels are made by
