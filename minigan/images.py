@@ -11,7 +11,7 @@ which are exact inverses on the 256 pixel values, so a real image survives a rou
 >>> import torch
 >>> t = torch.tensor([[[-1.0, 0.0, 1.0]]])          # 1x1x3: black, mid grey, white
 >>> img = to_pil(t)
->>> img.mode, img.size, list(img.getdata())
+>>> img.mode, img.size, [img.getpixel((x, 0)) for x in range(3)]
 ('L', (3, 1), [0, 128, 255])
 >>> from_pil(img)
 tensor([[[-1.0000,  0.0039,  1.0000]]])
