@@ -19,11 +19,17 @@ and the 70x70 PatchGAN with instance norm and LeakyReLU 0.2 (minigan/resnet_gene
 Sample grids: rows of real | fake | reconstructed | identity, for A then B images of the test split.
 Each epoch ends with the test split's cycle L1 (every test image, or the first --test-images).
 
-On a GPU the paper's run is `python train_cyclegan.py --data horse2zebra`. On CPU a 256x256 step of the
-default nets takes many seconds (1334 steps an epoch), so use the CPU recipe, smaller images and nets:
+On a GPU the paper's run is `python train_cyclegan.py --data horse2zebra`. On CPU it is out of reach: a
+256x256 step of the default nets took 66 s (busy 2-core machine, --threads 1; 1334 steps an epoch).
+The CPU recipe, 64x64 images and small nets, ran at 0.25-0.7 s/step (4 epochs in 25 min):
 
     python train_cyclegan.py --data horse2zebra --image-size 64 --ngf 16 --ndf 32 --n-blocks 3 \\
-        --epochs 2 --epochs-decay 1
+        --epochs 4 --epochs-decay 1 --threads 1
+
+What it gives: zebras lose their stripes first (zebra -> horse turns them brown and blurry by epoch 2);
+horse -> zebra only reaches darkened, mottled light/dark horses after 4 epochs, no clear stripes yet;
+reconstructions keep layout and colour. On a CPU shared with other jobs give torch no more threads than
+there are idle cores: oversubscribed, the same step ran 20x slower.
 
 Examples:
     python train_cyclegan.py --resume runs/cyclegan-horse2zebra-<time>       # continue exactly
