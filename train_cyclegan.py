@@ -24,7 +24,7 @@ On a GPU the paper's run is `python train_cyclegan.py --data horse2zebra`. On CP
 The CPU recipe, 64x64 images and small nets, ran at 0.25-0.7 s/step (4 epochs in 25 min):
 
     python train_cyclegan.py --data horse2zebra --image-size 64 --ngf 16 --ndf 32 --n-blocks 3 \\
-        --epochs 4 --epochs-decay 1 --threads 1
+        --epochs 3 --epochs-decay 1 --threads 1
 
 What it gives: zebras lose their stripes first (zebra -> horse turns them brown and blurry by epoch 2);
 horse -> zebra only reaches darkened, mottled light/dark horses after 4 epochs, no clear stripes yet;
@@ -43,12 +43,13 @@ from minigan import kit, losses
 from minigan.data import UnpairedImages, transform
 from minigan.download import find_dataset
 from minigan.errors import MiniganError
+from minigan.image2image import (CROP, LOAD, add_translation_args, generate, mixed_precision,
+                                 translate_files)
 from minigan.image_pool import ImagePool
 from minigan.images import image_files, load_image, save_grid
 from minigan.patchgan import PatchGAN
 from minigan.reference import load_reference
 from minigan.resnet_generator import ResnetGenerator
-from train_pix2pix import LOAD, CROP, add_translation_args, generate, mixed_precision, translate_files
 
 
 def main(argv=None):
@@ -71,15 +72,16 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=CROP, help=f"train on S x S crops of images resized to "
                         f"S*{LOAD}/{CROP}; a multiple of 4 (default: {CROP})")
     parser.add_argument("--epochs-decay", type=int, default=100,
-                        help="of the --epochs, how many (the last) decay the LR linearly to 0 (default: 100)")
+                        help="after --epochs, this many more with the LR decaying linearly to 0 (default: 100)")
     parser.add_argument("--test-images", type=int, help="per domain, how many test images the epoch-end cycle "
                         "L1 uses (default: all)")
     add_translation_args(parser)
     # Adam lr 2e-4, beta1 0.5, batch 1, 100 + 100 epochs: Zhu et al. (2017), sec. 4 (Training details).
-    kit.add_common_args(parser, batch_size=1, lr=2e-4, beta1=0.5, epochs=200, sample_every=200)
+    kit.add_common_args(parser, batch_size=1, lr=2e-4, beta1=0.5, epochs=100, sample_every=200,
+                        epochs_help="epochs at the initial LR, then --epochs-decay more (the reference's n_epochs)")
     args, ckpt = kit.parse_args(parser, argv)
-    if not 0 <= args.epochs_decay <= args.epochs:
-        parser.error(f"--epochs-decay must be between 0 and --epochs ({args.epochs}), got {args.epochs_decay}")
+    if args.epochs_decay < 0:
+        parser.error(f"--epochs-decay must be at least 0, got {args.epochs_decay}")
     if args.pool_size < 0:
         parser.error(f"--pool-size must be at least 0 (0: no pool), got {args.pool_size}")
     if args.image_size % 4 or args.image_size < max(8, 2 ** (args.n_layers_d + 2)):
@@ -106,17 +108,18 @@ def main(argv=None):
         load_reference(G, args.init_from)
     opt_g = torch.optim.Adam([*G_AB.parameters(), *G_BA.parameters()], lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=args.lr, betas=(args.beta1, 0.999))
-    epochs_constant = args.epochs - args.epochs_decay
-    sched_g = kit.linear_decay_lr(opt_g, epochs_constant, args.epochs_decay)  # stepped at each epoch's end
-    sched_d = kit.linear_decay_lr(opt_d, epochs_constant, args.epochs_decay)
+    sched_g = kit.linear_decay_lr(opt_g, args.epochs, args.epochs_decay)  # stepped at each epoch's end
+    sched_d = kit.linear_decay_lr(opt_d, args.epochs, args.epochs_decay)
     pool_a, pool_b = ImagePool(args.pool_size), ImagePool(args.pool_size)  # earlier fake_a / fake_b
     run.track(G_AB=G_AB, G_BA=G_BA, D_A=D_A, D_B=D_B, opt_g=opt_g, opt_d=opt_d, sched_g=sched_g,
               sched_d=sched_d, pool_a=pool_a, pool_b=pool_b)
+    if scaler.is_enabled():  # fp16's loss scale: a resumed run goes on with it
+        run.track(scaler=scaler)
     if args.translate:
         translate_files(G, args, ckpt, run.dir, 8, run.device)  # multiples of 4, at least 8: 8 does both
         return 0
 
-    for step, (real_a, real_b) in run.batches(data):
+    for step, (real_a, real_b) in run.batches(data, epochs=args.epochs + args.epochs_decay):
         real_a, real_b = (t.to(run.device, memory_format=fmt) for t in (real_a, real_b))  # N x 3 x S x S
         with autocast():
             fake_b = G_AB(real_a)   # a horse as a zebra

@@ -30,23 +30,22 @@ Examples:
     python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate photos/   # or a file
     python train_pix2pix.py --init-from facades_label2photo.pth --translate labels/   # published weights
 """
-import contextlib
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from minigan import kit, losses
 from minigan.data import PairedImages
 from minigan.download import find_dataset
 from minigan.errors import MiniganError
-from minigan.images import from_pil, image_files, load_image, save_grid, save_image
+from minigan.image2image import (CROP, LOAD, add_translation_args, generate, mixed_precision,
+                                 translate_files)
+from minigan.images import save_grid
 from minigan.patchgan import PatchGAN, PoolDiscriminator64
 from minigan.reference import load_reference
 from minigan.unet import PoolUNet64, ToyUNet, UNet256
 
-LOAD, CROP = 286, 256  # resize to 286, random crop 256: the papers' jitter
 MULTIPLE = {"unet256": 256, "toy": 8, "pool64": 16}  # G's accepted sizes: multiples of these
 
 
@@ -106,6 +105,8 @@ def main(argv=None):
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)
+    if scaler.is_enabled():  # fp16's loss scale: a resumed run goes on with it
+        run.track(scaler=scaler)
     if args.translate:
         translate_files(G, args, ckpt, run.dir, MULTIPLE[args.generator], run.device)
         return 0
@@ -167,16 +168,6 @@ def validate(G, val, device):
     return {"val_l1": torch.cat(l1).mean().item(), "val_psnr": torch.cat(psnr).mean().item()}
 
 
-@torch.no_grad()
-def generate(G, x):
-    """G(x) for looking at: no graph, eval mode (batch norm on its running statistics, no dropout)."""
-    was_training = G.training
-    G.eval()
-    y = G(x)
-    G.train(was_training)
-    return y
-
-
 def check_size(args):
     """One line instead of a traceback when a net cannot take S x S images."""
     size, multiple = args.image_size, MULTIPLE[args.generator]
@@ -188,55 +179,6 @@ def check_size(args):
     if args.discriminator == "patchgan" and size < 2 ** (args.n_layers_d + 2):  # its maps would vanish
         raise MiniganError(f"--image-size {size} is too small for a PatchGAN with --n-layers-d "
                            f"{args.n_layers_d}: use at least {2 ** (args.n_layers_d + 2)} or fewer layers")
-
-
-# --- shared with train_cyclegan.py: translating files, mixed precision ---
-
-def add_translation_args(parser):
-    g = parser.add_argument_group("translating and speed")
-    g.add_argument("--translate", metavar="DIR_OR_FILE", help="translate these images with the generator of "
-                   "--checkpoint/--resume or --init-from, write them to <run dir>/translated/, and exit")
-    g.add_argument("--init-from", metavar="FILE.pth", help="start G (CycleGAN: the --direction one) from the "
-                   "reference implementation's published weights: a state_dict file, or a dict holding one under "
-                   "'state_dict'; not used when a checkpoint is loaded")
-    g.add_argument("--amp", action="store_true", help="mixed precision on CUDA: bf16 autocast (fp16 with loss "
-                   "scaling on GPUs without bf16); ignored on CPU")
-    g.add_argument("--channels-last", action="store_true",
-                   help="keep nets and images in channels_last (NHWC) memory: faster convolutions on CUDA")
-
-
-@torch.no_grad()
-def translate_files(G, args, ckpt, folder, multiple, device):
-    """G on every image of --translate (a file or a folder, searched recursively), at full size: an
-    image is resized to the nearest size G accepts (multiples of `multiple`), translated and resized
-    back; the outputs keep the inputs' relative paths, as .png, in <folder>/translated/."""
-    if ckpt is None and not args.init_from:
-        raise MiniganError("--translate needs trained weights: pass --checkpoint RUN_DIR or --init-from FILE.pth")
-    source = Path(args.translate)
-    files = [source] if source.is_file() else image_files(source)
-    if not files:
-        raise MiniganError(f"--translate {source}: no images (.jpg .jpeg .png .bmp .webp) there")
-    for path in files:
-        x = from_pil(load_image(path)).unsqueeze(0).to(device)              # 1 x 3 x H x W
-        h, w = x.shape[-2:]
-        size = [max(multiple, round(n / multiple) * multiple) for n in (h, w)]
-        y = generate(G, F.interpolate(x, size, mode="bicubic") if size != [h, w] else x)
-        y = F.interpolate(y, (h, w), mode="bicubic") if size != [h, w] else y  # 1 x 3 x H x W
-        out = folder / "translated" / (path.relative_to(source) if path != source else path.name)
-        save_image(y[0].float(), out.with_suffix(".png"))
-    print(f"translated {len(files)} image(s) into {folder / 'translated'}/")
-
-
-def mixed_precision(amp, device):
-    """(autocast context factory, GradScaler) for --amp. bf16 keeps float32's range, so it needs no
-    loss scaling; fp16 does (small gradients underflow to 0), via the GradScaler. The scaler is not
-    checkpointed: it re-finds its scale within a few steps. Without --amp both are no-ops."""
-    if amp and device.type != "cuda":
-        print(f"--amp: ignored on {device.type} (autocast pays off on CUDA GPUs)")
-    if not amp or device.type != "cuda":
-        return contextlib.nullcontext, torch.amp.GradScaler("cuda", enabled=False)
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return (lambda: torch.autocast("cuda", dtype=dtype)), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
 
 if __name__ == "__main__":

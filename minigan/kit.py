@@ -44,7 +44,8 @@ from .instance_norm import InstanceNorm2d, InstanceNormLeakyReLU
 from .plot import plot_losses
 
 # flags that belong to this invocation, not to the run: never taken back from a checkpoint
-SESSION_FLAGS = {"resume", "checkpoint", "out", "device", "threads", "workers", "sample", "interpolate"}
+SESSION_FLAGS = {"resume", "checkpoint", "out", "device", "threads", "workers", "sample", "interpolate",
+                 "max_steps"}
 
 
 # --- device, seeds, initial weights ---
@@ -102,7 +103,8 @@ def parser(doc):
     return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, checkpoint_every=1000):
+def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, checkpoint_every=1000,
+                    epochs_help="passes over the data"):
     """The flags every script has. The script passes its paper's defaults, with the citation."""
     g = parser.add_argument_group("run (shared by every minigan script)")
     g.add_argument("--out", type=Path, metavar="DIR",
@@ -119,7 +121,7 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, 
     g.add_argument("--workers", type=int, default=0, metavar="N",
                    help="DataLoader worker processes (default: 0)")
     g.add_argument("--epochs", type=int, default=epochs, metavar="N",
-                   help=f"passes over the data (default: {epochs})")
+                   help=f"{epochs_help} (default: {epochs})")
     g.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after this many steps in total, e.g. for a smoke run")
     g.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
@@ -282,15 +284,16 @@ class Run:
         if self.rows:
             plot_losses(self.rows, self.dir / "losses.png")
 
-    def batches(self, dataset):
-        """Yield (step, batch) until --epochs or --max-steps, from the step the run is at. The RNG
+    def batches(self, dataset, epochs=None):
+        """Yield (step, batch) for `epochs` (default --epochs) or until --max-steps, from the step the
+        run is at. The RNG
         states of a resumed run are restored here, the last thing before the loop. After each step:
         a checkpoint every --checkpoint-every steps; Ctrl-C ends the loop after the current step."""
         n = len(dataset) // self.args.batch_size
         if n == 0:
             raise MiniganError(f"the data has {len(dataset)} images, fewer than --batch-size "
                                f"{self.args.batch_size}: use a smaller --batch-size")
-        total = n * self.args.epochs
+        total = n * (epochs or self.args.epochs)
         total = min(total, self.args.max_steps) if self.args.max_steps else total
         if self.ckpt:
             checkpoint.set_rng_state(self.ckpt["rng"])

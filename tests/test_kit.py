@@ -256,8 +256,9 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
     assert toy_main(["--out", str(tmp_path / "straight"), "--width", "6"]) == 0
     straight, net = read_log(tmp_path / "straight"), toy_main.net
     assert toy_main(["--out", str(tmp_path / "split"), "--max-steps", "4", "--width", "6"]) == 0
-    # resume mid-epoch (step 4 of 3-step epochs); the run keeps its own config (--width 6)
-    assert toy_main(["--resume", str(tmp_path / "split"), "--max-steps", "9"]) == 0
+    # resume mid-epoch (step 4 of 3-step epochs); the run keeps its own config (--width 6), but not the
+    # first invocation's --max-steps: that limit belongs to one invocation, so the run goes on to --epochs
+    assert toy_main(["--resume", str(tmp_path / "split")]) == 0
     assert toy_main.run.dir == tmp_path / "split" and toy_main.run.args.width == 6
     assert read_log(tmp_path / "split") == straight
     for a, b in zip(net.state_dict().values(), toy_main.net.state_dict().values()):
@@ -287,7 +288,8 @@ def test_explicit_flags_win_over_the_checkpoints(tmp_path):
     parser.add_argument("--width", type=int, default=8)
     kit.add_common_args(parser, batch_size=3, lr=0.01, beta1=0.5, epochs=3)
     args, ckpt = kit.parse_args(parser, ["--resume", str(tmp_path), "--epochs", "7"])
-    assert args.lr == 0.5 and args.epochs == 7 and args.max_steps == 2 and args.out is None
+    # saved flags come back, flags given now win; session flags (--max-steps, --out) are not restored
+    assert args.lr == 0.5 and args.epochs == 7 and args.max_steps is None and args.out is None
     assert ckpt["step"] == 2
 
 
