@@ -42,8 +42,8 @@ def main(argv=None):
     # Two time-scales (Heusel et al. 2017, "GANs trained by a two time-scale update rule"): D and G
     # may use different learning rates. This D (784-2048-...-1) beats G early -- with one rate for both
     # its loss fell to ~0.1, and after 1500-2000 steps nearly every sample was a "1" -- so G moves
-    # twice as fast. Measured, same seed and steps: with --lr-g 4e-4 the step-1000 grid shows several
-    # digit classes, where 2e-4 gives nearly all one noisy shape.
+    # twice as fast. Measured on CPU, seed 0: at step 4500 the grid with --lr-g 4e-4 holds every digit
+    # class (D's loss ~0.55, G's ~1.2), with 2e-4 it is still mostly 1s (D ~0.3, G ~2.2).
     parser.add_argument("--lr-g", type=float, default=4e-4, metavar="LR",
                         help="G's Adam learning rate; --lr is D's (default: 4e-4, twice --lr)")
     latent.add_sampling_args(parser)
