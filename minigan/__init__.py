@@ -29,4 +29,7 @@ from . import losses
 from .losses import d_loss, g_loss, gradient_penalty
 from .reference import load_reference
 
+__all__ = ["MiniganError", "conv_transpose2d", "ConvTranspose2d", "instance_norm", "InstanceNorm2d",
+           "instance_norm_leaky_relu", "InstanceNormLeakyReLU", "receptive_field", "receptive_field_table",
+           "losses", "d_loss", "g_loss", "gradient_penalty", "load_reference"]
 __version__ = "0.1.0"

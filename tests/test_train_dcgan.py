@@ -1,5 +1,4 @@
 """train_dcgan.py end to end on real anime faces and MNIST (small nets, few steps): exact resume, CLI."""
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from minigan import checkpoint, kit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_dcgan  # noqa: E402
+from script_checks import read_log as log  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SMALL = ["--ngf", "8", "--ndf", "8", "--batch-size", "4", "--device", "cpu", "--sample-every", "2",
@@ -21,10 +21,6 @@ SMALL = ["--ngf", "8", "--ndf", "8", "--batch-size", "4", "--device", "cpu", "--
 
 def train(data, out, *flags):
     return train_dcgan.main(["--data", str(data), "--out", str(out), *SMALL, *flags])
-
-
-def log(folder):
-    return [json.loads(line) for line in (Path(folder) / "losses.jsonl").read_text().splitlines()]
 
 
 def test_anime_faces_run_and_exact_resume(data_root, tmp_path):

@@ -1,5 +1,4 @@
 """train_mnist.py end to end on the real MNIST files: outputs, exact resume, sampling, the CLI."""
-import json
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from minigan import checkpoint, kit, losses
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_mnist  # noqa: E402
+from script_checks import assert_same_state, read_log as log  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
@@ -28,29 +28,8 @@ def train(mnist, out, *flags):
                              "--sample-every", "2", "--checkpoint-every", "1000", *flags])
 
 
-def log(folder):
-    return [json.loads(line) for line in (Path(folder) / "losses.jsonl").read_text().splitlines()]
-
-
 def read(path):
     return path.read_text() if path.exists() else ""
-
-
-def assert_same_state(a, b):
-    """Every tensor and number of two checkpoints' nets and optimizers is identical."""
-    for name in ("G", "D", "opt_g", "opt_d"):
-        leaves_a, leaves_b = flatten(a["state"][name]), flatten(b["state"][name])
-        assert len(leaves_a) == len(leaves_b) > 0
-        for x, y in zip(leaves_a, leaves_b):
-            assert torch.equal(x, y) if torch.is_tensor(x) else x == y, name
-
-
-def flatten(tree):
-    if isinstance(tree, dict):
-        return [leaf for key in sorted(tree, key=str) for leaf in flatten(tree[key])]
-    if isinstance(tree, (list, tuple)):
-        return [leaf for item in tree for leaf in flatten(item)]
-    return [tree]
 
 
 def test_run_resume_and_sample(mnist, tmp_path):
@@ -71,10 +50,11 @@ def test_run_resume_and_sample(mnist, tmp_path):
     half = checkpoint.load_checkpoint(split)
     assert half["step"] == 3
     assert train_mnist.main(["--resume", str(split), "--max-steps", "3"]) == 0  # nothing to do: load + save
-    assert_same_state(half, checkpoint.load_checkpoint(split))
+    assert_same_state(half, checkpoint.load_checkpoint(split), ["G", "D", "opt_g", "opt_d"])
     assert train_mnist.main(["--resume", str(split / "checkpoint.pt"), "--max-steps", "6"]) == 0
     assert log(split) == rows
-    assert_same_state(checkpoint.load_checkpoint(straight), checkpoint.load_checkpoint(split))
+    assert_same_state(checkpoint.load_checkpoint(straight), checkpoint.load_checkpoint(split),
+                      ["G", "D", "opt_g", "opt_d"])
 
     # sampling from the checkpoint: a 16-sample grid and 3 rows of a 10-step walk
     assert train_mnist.main(["--checkpoint", str(straight), "--sample", "16", "--interpolate", "3"]) == 0

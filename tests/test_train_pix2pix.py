@@ -1,24 +1,22 @@
 """train_pix2pix.py end to end on real facades pairs: outputs, val metrics, exact resume, the loss
 variants and nets, --translate (from a checkpoint and from the reference's weights), user mistakes."""
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from minigan import checkpoint
 from minigan.errors import MiniganError
-from minigan.images import from_pil, load_image, to_pil
 from minigan.reference import load_reference
 from minigan.unet import ToyUNet, UNet256
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_pix2pix  # noqa: E402
+from script_checks import assert_same_state, assert_translated, read_log as log  # noqa: E402
 pytestmark = pytest.mark.slow
 
 SMALL_NETS = ["--generator", "toy", "--image-size", "32", "--ngf", "8", "--ndf", "8", "--n-layers-d", "2"]
@@ -39,34 +37,6 @@ def train(data, out, *flags):
     return train_pix2pix.main(["--data", str(data), "--out", str(out), "--device", "cpu", "--threads", "1",
                                "--direction", "BtoA", *SMALL_NETS, "--sample-every", "2",
                                "--checkpoint-every", "100", *flags])
-
-
-def log(folder):
-    return [json.loads(line) for line in (Path(folder) / "losses.jsonl").read_text().splitlines()]
-
-
-def flatten(tree):
-    if isinstance(tree, dict):
-        return [leaf for key in sorted(tree, key=str) for leaf in flatten(tree[key])]
-    if isinstance(tree, (list, tuple)):
-        return [leaf for item in tree for leaf in flatten(item)]
-    return [tree]
-
-
-def assert_same_state(a, b):
-    assert sorted(a["state"]) == sorted(b["state"]) == ["D", "G", "opt_d", "opt_g"]
-    for name in a["state"]:
-        leaves_a, leaves_b = flatten(a["state"][name]), flatten(b["state"][name])
-        assert len(leaves_a) == len(leaves_b) > 0, name
-        for x, y in zip(leaves_a, leaves_b):
-            assert torch.equal(x, y) if torch.is_tensor(x) else x == y, name
-
-
-def assert_translated(G, source, output):
-    """`output` is G's translation of the image file `source` (up to 8-bit rounding)."""
-    with torch.no_grad():
-        expected = to_pil(G(from_pil(load_image(source))[None])[0])
-    assert np.abs(np.asarray(Image.open(output), dtype=int) - np.asarray(expected, dtype=int)).max() <= 1
 
 
 def test_train_validate_resume_and_translate(facades, tmp_path):
@@ -90,7 +60,7 @@ def test_train_validate_resume_and_translate(facades, tmp_path):
     assert train_pix2pix.main(["--resume", str(split), "--max-steps", "6", "--threads", "1"]) == 0
     assert log(split) == rows
     final = checkpoint.load_checkpoint(straight)
-    assert_same_state(final, checkpoint.load_checkpoint(split))
+    assert_same_state(final, checkpoint.load_checkpoint(split), ["G", "D", "opt_g", "opt_d"])
 
     # --translate with the checkpoint: one output per input, at the input's size (512x256 A|B files)
     test_files = sorted((facades / "test").iterdir())
