@@ -35,8 +35,9 @@ alive anyway); x itself is not saved.
 How this file spends its passes over the (N*C, M) data, one plane per row:
 forward: mean; x_c = x - mean; var = |x_c|^2 / M as one fused norm; one scaling pass (in place
 without gamma/beta, else z = x_c * (rstd * gamma) + beta, keeping x_c: x_hat = x_c * rstd); the
-activation. Backward: the activation's mask, sum dz, sum dz * x_hat as one BLAS dot per plane, then
-dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)) written into one buffer.
+activation. Backward: the activation's mask, sum dz, sum dz * x_hat (one BLAS dot per plane, or on
+planes of at most _SMALL_PLANE elements a product into dx's buffer and a row sum), then
+dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)) as three in-place passes over one buffer.
 
 Numerics. The variance is computed in two passes (mean first, then the mean of squared deviations).
 The one-pass E[x^2] - E[x]^2 cancels catastrophically in float32 when the mean is large next to the
@@ -66,6 +67,12 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+# planes of at most this many elements take the backward's dot products as one elementwise
+# product and a row sum instead of one BLAS call per plane (measured on CPU, one thread: the whole
+# forward+backward 15-20% faster at 128-256 elements, 5% at 512, even at 1024)
+_SMALL_PLANE = 512
 
 
 def _compute_dtype(dtype):
@@ -155,22 +162,34 @@ class _InstanceNormAct(torch.autograd.Function):
             dz = torch.ops.aten.leaky_relu_backward(dz, y, ctx.negative_slope, True)
         # the two per-plane sums shared by dbeta, dgamma and dx, each one read of the data:
         sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1)
-        # sum(dz * x_saved) as a batch of (1 x M) @ (M x 1) products: a BLAS dot per plane, no
-        # (N*C, M) temporary. (`.mT` of a row, not unsqueeze(2), is what routes bmm to BLAS.)
-        sum_dz_xhat = (x_saved.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1)
+        # dx needs an (N*C, M) buffer of its own: after the activation dz is our own temporary and
+        # becomes dx, else grad_out must survive and dx is a fresh buffer. On small planes that
+        # fresh buffer first holds dz * x_saved for its row sums (a BLAS call per plane costs more
+        # than the product it computes); else sum(dz * x_saved) is a batch of (1 x M) @ (M x 1)
+        # BLAS dots, no temporary. (`.mT` of a row, not unsqueeze(2), routes bmm to BLAS.)
+        dx = None
+        if ctx.negative_slope is None and ctx.needs_input_grad[0] and m <= _SMALL_PLANE:
+            dx = torch.mul(dz, x_saved)
+            sum_dz_xhat = dx.sum(1, keepdim=True)
+        else:
+            sum_dz_xhat = (x_saved.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1)
         if x_scale is not None:
             sum_dz_xhat.mul_(x_scale)
         grad_input = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
             n, c = grad_out.shape[:2]
             scale = rstd if weight is None else rstd * _per_plane(weight, n, c, x_saved.dtype)
-            # dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)); after the activation dz is
-            # our own temporary and is overwritten, else grad_out must survive: a fresh buffer.
-            # (addcmul is slow on CPU when its first operand is the broadcast one: keep it dz)
-            dx = dz if ctx.negative_slope is not None else torch.empty_like(dz)
-            coef = sum_dz_xhat / -m if x_scale is None else x_scale * sum_dz_xhat / -m
-            torch.addcmul(dz, x_saved, coef, out=dx)
-            dx.sub_(sum_dz / m).mul_(scale)
+            # dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)), every pass in place on dx:
+            # on CPU, dx.addcmul_(x, column) is ~2x faster on small planes than the out-of-place
+            # torch.addcmul(dz, x, column, out=dx), and fresh buffers cost page faults.
+            # (the 1/M of both means rides in sub's alpha and addcmul_'s value: no extra ops)
+            if ctx.negative_slope is not None:
+                dx = dz.sub_(sum_dz, alpha=1 / m)
+            else:
+                dx = torch.sub(dz, sum_dz, alpha=1 / m, out=dx)
+            # x_hat * sum(dz * x_hat) = x_saved * (x_scale * sum(dz * x_hat))
+            coef = sum_dz_xhat if x_scale is None else sum_dz_xhat * x_scale
+            dx.addcmul_(x_saved, coef, value=-1 / m).mul_(scale)
             grad_input = dx.to(grad_out.dtype).reshape(grad_out.shape)
         if weight is not None and ctx.needs_input_grad[1]:
             grad_weight = sum_dz_xhat.reshape(-1, weight.numel()).sum(0).to(weight.dtype)

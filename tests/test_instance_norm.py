@@ -258,3 +258,33 @@ def test_double_backward_is_refused_not_silently_wrong():
     for fn in (instance_norm, instance_norm_leaky_relu):
         with pytest.raises(RuntimeError, match="double backward"):
             torch.autograd.grad(fn(x).sum(), x, create_graph=True)
+
+
+@pytest.mark.parametrize("slope", [None, 0.2])
+@pytest.mark.parametrize("hw", [(16, 32), (17, 31)])     # M = 512, 527: both sides of _SMALL_PLANE
+@pytest.mark.parametrize("affine", ["none", "both"])
+def test_backward_on_both_sides_of_the_small_plane_threshold(slope, hw, affine):
+    from minigan.instance_norm import _SMALL_PLANE
+    assert (hw[0] * hw[1] <= _SMALL_PLANE) == (hw == (16, 32))   # the shapes still straddle it
+    gen = torch.Generator().manual_seed(sum(hw))
+    x = torch.randn(2, 3, *hw, generator=gen) * 2 + 1
+    weight, bias = (torch.randn(3, generator=gen), torch.randn(3, generator=gen)) if affine == "both" \
+        else (None, None)
+    grad = torch.randn(x.shape, generator=gen)
+    assert_float32_accurate((x, weight, bias, 1e-5, slope, grad))
+
+
+@pytest.mark.parametrize("slope", [None, 0.2])
+@pytest.mark.parametrize("hw", [(4, 4), (23, 23)])
+def test_parameter_gradients_when_input_needs_none(slope, hw):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, *hw, generator=gen)
+    grad = torch.randn(x.shape, generator=gen)
+    grads = []
+    for fn in (ours, torchs):
+        weight, bias = torch.randn(3).requires_grad_(), torch.randn(3).requires_grad_()
+        with torch.no_grad():
+            weight.copy_(torch.arange(3.0) - 1), bias.copy_(torch.arange(3.0))
+        fn(x, weight, bias, 1e-5, slope).backward(grad)
+        grads.append((weight.grad, bias.grad))
+    assert_all_close(list(grads[0]), list(grads[1]), atol=1e-5, rtol=1e-5)
