@@ -133,6 +133,22 @@ def _input_grad(X, DY, DX, base, start, stop, sP, pixels, mean, rstd, gamma, bet
         tl.store(DX + base + p * sP, dx.to(DX.dtype.element_ty), mask=p < stop)
 
 
+@triton.jit
+def _plane_start(plane, C, sN, sC):
+    """Where plane n * C + c begins (int64: a batch may pass 2^31 elements), and its channel c."""
+    n, c = plane // C, plane % C
+    return n.to(tl.int64) * sN + c * sC, c
+
+
+@triton.jit
+def _gamma_beta(W, B, c, AFFINE: tl.constexpr, ACC: tl.constexpr):
+    """The channel's gamma and beta; without affine 1 and 0, the identity."""
+    gamma, beta = tl.full((), 1., ACC), tl.full((), 0., ACC)
+    if AFFINE:
+        gamma, beta = tl.load(W + c).to(ACC), tl.load(B + c).to(ACC)
+    return gamma, beta
+
+
 # ---------------------------------------------------------------------------------------------------
 # Whole planes: program `plane` = n * C + c does the full plane
 # ---------------------------------------------------------------------------------------------------
@@ -141,15 +157,12 @@ def _input_grad(X, DY, DX, base, start, stop, sP, pixels, mean, rstd, gamma, bet
 def _forward_kernel(X, Y, W, B, Mean, Rstd, C, pixels, sN, sC, sP, slope, eps,
                     AFFINE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
     plane = tl.program_id(0)
-    n, c = plane // C, plane % C
-    base = n.to(tl.int64) * sN + c * sC
+    base, c = _plane_start(plane, C, sN, sC)
     mean, m2 = _mean_m2(X, base, 0, pixels, sP, ACC, BLOCK)
     rstd = 1. / tl.sqrt(m2 / pixels + eps)                              # 1 / sqrt(var + eps)
     tl.store(Mean + plane, mean)                                        # saved for the backward
     tl.store(Rstd + plane, rstd)
-    gamma, beta = 1., 0.                                                # not affine: identity
-    if AFFINE:
-        gamma, beta = tl.load(W + c).to(ACC), tl.load(B + c).to(ACC)
+    gamma, beta = _gamma_beta(W, B, c, AFFINE, ACC)
     _normalize(X, Y, base, 0, pixels, sP, mean, rstd, gamma, beta, slope, ACC, BLOCK)
 
 
@@ -157,12 +170,9 @@ def _forward_kernel(X, Y, W, B, Mean, Rstd, C, pixels, sN, sC, sP, slope, eps,
 def _backward_kernel(X, DY, DX, W, B, Mean, Rstd, SumDz, SumDzx, C, pixels, sN, sC, sP, slope,
                      AFFINE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
     plane = tl.program_id(0)
-    n, c = plane // C, plane % C
-    base = n.to(tl.int64) * sN + c * sC
+    base, c = _plane_start(plane, C, sN, sC)
     mean, rstd = tl.load(Mean + plane), tl.load(Rstd + plane)
-    gamma, beta = 1., 0.                                                # not affine: identity
-    if AFFINE:
-        gamma, beta = tl.load(W + c).to(ACC), tl.load(B + c).to(ACC)
+    gamma, beta = _gamma_beta(W, B, c, AFFINE, ACC)
     sum_dz, sum_dzx = _dz_sums(X, DY, base, 0, pixels, sP, mean, rstd, gamma, beta, slope,
                                ACC, BLOCK)
     tl.store(SumDz + plane, sum_dz)                                     # dbeta, dgamma: summed
@@ -179,8 +189,7 @@ def _backward_kernel(X, DY, DX, W, B, Mean, Rstd, SumDz, SumDzx, C, pixels, sN, 
 def _forward_partials_kernel(X, PartMean, PartM2, C, pixels, chunk, sN, sC, sP,
                              ACC: tl.constexpr, BLOCK: tl.constexpr):
     plane, k, chunks = tl.program_id(0), tl.program_id(1), tl.num_programs(1)
-    n, c = plane // C, plane % C
-    base = n.to(tl.int64) * sN + c * sC
+    base, c = _plane_start(plane, C, sN, sC)
     start = k * chunk
     mean, m2 = _mean_m2(X, base, start, tl.minimum(start + chunk, pixels), sP, ACC, BLOCK)
     tl.store(PartMean + plane * chunks + k, mean)
@@ -192,8 +201,7 @@ def _forward_split_kernel(X, Y, W, B, PartMean, PartM2, Mean, Rstd, C, pixels, c
                           sN, sC, sP, slope, eps, AFFINE: tl.constexpr, ACC: tl.constexpr,
                           BLOCK: tl.constexpr, CHUNKS: tl.constexpr):
     plane, k = tl.program_id(0), tl.program_id(1)
-    n, c = plane // C, plane % C
-    base = n.to(tl.int64) * sN + c * sC
+    base, c = _plane_start(plane, C, sN, sC)
     # merge the plane's partials (every program of the plane does it; they are a few floats)
     j = tl.arange(0, CHUNKS)
     count = tl.maximum(tl.minimum(chunk, pixels - j * chunk), 0).to(ACC)  # n_k; 0 past the end
@@ -206,9 +214,7 @@ def _forward_split_kernel(X, Y, W, B, PartMean, PartM2, Mean, Rstd, C, pixels, c
     if k == 0:
         tl.store(Mean + plane, mean)
         tl.store(Rstd + plane, rstd)
-    gamma, beta = 1., 0.                                                # not affine: identity
-    if AFFINE:
-        gamma, beta = tl.load(W + c).to(ACC), tl.load(B + c).to(ACC)
+    gamma, beta = _gamma_beta(W, B, c, AFFINE, ACC)
     start = k * chunk
     _normalize(X, Y, base, start, tl.minimum(start + chunk, pixels), sP, mean, rstd, gamma, beta,
                slope, ACC, BLOCK)
@@ -219,12 +225,9 @@ def _backward_partials_kernel(X, DY, W, B, Mean, Rstd, PartDz, PartDzx, C, pixel
                               sN, sC, sP, slope, AFFINE: tl.constexpr, ACC: tl.constexpr,
                               BLOCK: tl.constexpr):
     plane, k, chunks = tl.program_id(0), tl.program_id(1), tl.num_programs(1)
-    n, c = plane // C, plane % C
-    base = n.to(tl.int64) * sN + c * sC
+    base, c = _plane_start(plane, C, sN, sC)
     mean, rstd = tl.load(Mean + plane), tl.load(Rstd + plane)
-    gamma, beta = 1., 0.                                                # not affine: identity
-    if AFFINE:
-        gamma, beta = tl.load(W + c).to(ACC), tl.load(B + c).to(ACC)
+    gamma, beta = _gamma_beta(W, B, c, AFFINE, ACC)
     start = k * chunk
     sum_dz, sum_dzx = _dz_sums(X, DY, base, start, tl.minimum(start + chunk, pixels), sP,
                                mean, rstd, gamma, beta, slope, ACC, BLOCK)
@@ -237,15 +240,12 @@ def _backward_split_kernel(X, DY, DX, W, B, Mean, Rstd, PartDz, PartDzx, C, pixe
                            sN, sC, sP, slope, AFFINE: tl.constexpr, ACC: tl.constexpr,
                            BLOCK: tl.constexpr, CHUNKS: tl.constexpr):
     plane, k, chunks = tl.program_id(0), tl.program_id(1), tl.num_programs(1)
-    n, c = plane // C, plane % C
-    base = n.to(tl.int64) * sN + c * sC
+    base, c = _plane_start(plane, C, sN, sC)
     j = tl.arange(0, CHUNKS)
     sum_dz = tl.sum(tl.load(PartDz + plane * chunks + j, mask=j < chunks, other=0.), axis=0)
     sum_dzx = tl.sum(tl.load(PartDzx + plane * chunks + j, mask=j < chunks, other=0.), axis=0)
     mean, rstd = tl.load(Mean + plane), tl.load(Rstd + plane)
-    gamma, beta = 1., 0.                                                # not affine: identity
-    if AFFINE:
-        gamma, beta = tl.load(W + c).to(ACC), tl.load(B + c).to(ACC)
+    gamma, beta = _gamma_beta(W, B, c, AFFINE, ACC)
     start = k * chunk
     _input_grad(X, DY, DX, base, start, tl.minimum(start + chunk, pixels), sP, pixels,
                 mean, rstd, gamma, beta, slope, sum_dz, sum_dzx, ACC, BLOCK)
