@@ -20,16 +20,17 @@ Sample grids: rows of real | fake | reconstructed | identity, for A then B image
 Each epoch ends with the test split's cycle L1 (every test image, or the first --test-images).
 
 On a GPU the paper's run is `python train_cyclegan.py --data horse2zebra`. On CPU it is out of reach: a
-256x256 step of the default nets took 66 s (busy 2-core machine, --threads 1; 1334 steps an epoch).
-The CPU recipe, 64x64 images and small nets, ran at 0.25-0.7 s/step (4 epochs in 25 min):
+256x256 step of the default nets took 11.9 s on an idle 2-core machine (1334 steps an epoch).
+The CPU recipe, 64x64 images and small nets, runs at 0.13-0.15 s/step there (about 3 min an epoch):
 
     python train_cyclegan.py --data horse2zebra --image-size 64 --ngf 16 --ndf 32 --n-blocks 3 \\
-        --epochs 3 --epochs-decay 1 --threads 1
+        --epochs 3 --epochs-decay 1
 
 What it gives: zebras lose their stripes first (zebra -> horse turns them brown and blurry by epoch 2);
-horse -> zebra only reaches darkened, mottled light/dark horses after 4 epochs, no clear stripes yet;
-reconstructions keep layout and colour. On a CPU shared with other jobs give torch no more threads than
-there are idle cores: oversubscribed, the same step ran 20x slower.
+the first crude black-and-white stripes appear on the horses from epoch 2-3 (steps 2668-4002, about
+10 min), irregular and with checkerboard texture; reconstructions keep layout and colour. On a CPU
+shared with other jobs give torch no more threads (--threads) than there are idle cores: oversubscribed,
+the same step ran 20x slower.
 
 Examples:
     python train_cyclegan.py --resume runs/cyclegan-horse2zebra-<time>       # continue exactly
