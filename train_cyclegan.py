@@ -89,7 +89,7 @@ def main(argv=None):
         raise MiniganError(f"--image-size {args.image_size}: the ResNet generator needs a multiple of 4, the "
                            f"PatchGAN at least {2 ** (args.n_layers_d + 2)} (or fewer --n-layers-d)")
     if not args.translate:  # the data first: a wrong --data fails before anything is written
-        root = find_dataset(args.data, layout="unpaired")
+        root = find_dataset(args.data, args.data_root, "unpaired")
         load = round(args.image_size * LOAD / CROP)
         data = UnpairedImages(root, "train", load, args.image_size, train=True)  # (a, random b), 3 x S x S
         test_a, test_b = (load_test_split(root / f"test{d}", args.image_size, args.test_images) for d in "AB")

@@ -65,9 +65,10 @@ def main(argv=None):
         return 0
 
     if is_mnist:  # items are (image, label): keep the image
-        data = ImagesOnly(MNIST(find_dataset(args.data, layout="mnist"), train=True, image_size=IMAGE_SIZE))
+        mnist = find_dataset(args.data, args.data_root, "mnist")
+        data = ImagesOnly(MNIST(mnist, train=True, image_size=IMAGE_SIZE))
     else:         # resized and centre-cropped to 64x64
-        data = ImageFolder(find_dataset(args.data, layout="folder"), IMAGE_SIZE, args.channels)
+        data = ImageFolder(find_dataset(args.data, args.data_root, "folder"), IMAGE_SIZE, args.channels)
     fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
 
     for step, real in run.batches(data):

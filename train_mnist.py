@@ -65,7 +65,7 @@ def main(argv=None):
         latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
         return 0
 
-    data = MNIST(find_dataset(args.data, layout="mnist"), train=True)  # 60000 digits, 1x28x28 in [-1, 1]
+    data = MNIST(find_dataset(args.data, args.data_root, "mnist"), train=True)  # 60000 digits, 1x28x28 in [-1, 1]
     fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
 
     for step, (real, _) in run.batches(data):

@@ -79,7 +79,7 @@ def main(argv=None):
     args.direction = args.direction or ("BtoA" if Path(args.data).name == "facades" else "AtoB")
     check_size(args)
     if not args.translate:  # the data first: a wrong --data fails before anything is written
-        root = find_dataset(args.data, layout="paired")
+        root = find_dataset(args.data, args.data_root, "paired")
         load = round(args.image_size * LOAD / CROP)
         data = PairedImages(root, "train", args.direction, load, args.image_size, train=True)  # (x, y) 3xSxS
         val = PairedImages(root, "val", args.direction, load, args.image_size, train=False)    # resized only

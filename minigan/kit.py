@@ -45,7 +45,7 @@ from .plot import plot_losses
 
 # flags that belong to this invocation, not to the run: never taken back from a checkpoint
 SESSION_FLAGS = {"resume", "checkpoint", "out", "device", "threads", "workers", "sample", "interpolate",
-                 "max_steps"}
+                 "max_steps", "data_root"}
 
 
 # --- device, seeds, initial weights ---
@@ -115,6 +115,8 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, 
                    help="a checkpoint to load without training (for --sample / --interpolate)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                    help="where to train; auto picks cuda, then mps, then cpu (default: auto)")
+    g.add_argument("--data-root", type=Path, metavar="DIR",
+                   help="where dataset names are looked up (and downloaded): default $MINIGAN_DATA, else ./datasets")
     g.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seeds python, numpy, torch and the data order (default: 0)")
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")

@@ -97,3 +97,10 @@ def test_cli_ctrl_c_writes_a_checkpoint_and_exits_130(mnist, tmp_path):
     assert proc.returncode == 130, read(tmp_path / "stderr")
     steps = checkpoint.load_checkpoint(tmp_path)["step"]
     assert steps >= 1 and [r["step"] for r in log(tmp_path)] == list(range(steps))
+
+
+def test_data_root_flag_finds_a_dataset_by_name(data_root, tmp_path, monkeypatch):
+    # the name 'mnist' is looked up under --data-root, which wins over $MINIGAN_DATA
+    monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "elsewhere"))
+    assert train("mnist", tmp_path / "run", "--data-root", str(data_root), "--max-steps", "1") == 0
+    assert len(log(tmp_path / "run")) == 1
