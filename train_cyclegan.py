@@ -44,7 +44,7 @@ from minigan import kit, losses
 from minigan.data import UnpairedImages, transform
 from minigan.download import find_dataset
 from minigan.errors import MiniganError
-from minigan.image2image import (CROP, LOAD, add_translation_args, generate, mixed_precision,
+from minigan.image2image import (CROP, LOAD, add_translation_args, mixed_precision,
                                  translate_files)
 from minigan.image_pool import ImagePool
 from minigan.images import image_files, load_image, save_grid
@@ -182,17 +182,17 @@ def load_test_split(folder, size, limit=None):
 def sample_rows(G_AB, G_BA, a, b, device):
     """Rows real | fake | reconstructed | identity: for each a, then for each b. (2n * 4, 3, S, S)."""
     a, b = a.to(device), b.to(device)
-    fake_b, fake_a = generate(G_AB, a), generate(G_BA, b)
-    rows_a = [a, fake_b, generate(G_BA, fake_b), generate(G_BA, a)]  # identity: G_BA leaves an A alone
-    rows_b = [b, fake_a, generate(G_AB, fake_a), generate(G_AB, b)]
+    fake_b, fake_a = kit.generate(G_AB, a), kit.generate(G_BA, b)
+    rows_a = [a, fake_b, kit.generate(G_BA, fake_b), kit.generate(G_BA, a)]  # identity: G_BA leaves an A alone
+    rows_b = [b, fake_a, kit.generate(G_AB, fake_a), kit.generate(G_AB, b)]
     return torch.cat([torch.stack(rows_a, 1), torch.stack(rows_b, 1)]).flatten(0, 1).float().cpu()
 
 
 def cycle_l1(G_AB, G_BA, test_a, test_b, device, batch=8):
     """Mean |G_BA(G_AB(a)) - a| over the test A images and |G_AB(G_BA(b)) - b| over the B ones."""
     def cycle(there, back, images):
-        return torch.cat([(generate(back, generate(there, x.to(device))).float().cpu() - x).abs().mean((1, 2, 3))
-                          for x in images.split(batch)]).mean().item()
+        rec = (kit.generate(back, kit.generate(there, x.to(device))).float().cpu() for x in images.split(batch))
+        return torch.cat([(r - x).abs().mean((1, 2, 3)) for r, x in zip(rec, images.split(batch))]).mean().item()
     return {"test_cycle_a": cycle(G_AB, G_BA, test_a), "test_cycle_b": cycle(G_BA, G_AB, test_b)}
 
 

@@ -89,7 +89,7 @@ def main(argv=None):
 
         run.log(d_loss=d_loss, g_loss=g_loss)
         if run.sample_due:
-            save_grid(latent.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
+            save_grid(kit.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
     return run.exit_code
 
 

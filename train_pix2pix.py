@@ -39,7 +39,7 @@ from minigan import kit, losses
 from minigan.data import PairedImages
 from minigan.download import find_dataset
 from minigan.errors import MiniganError
-from minigan.image2image import (CROP, LOAD, add_translation_args, generate, mixed_precision,
+from minigan.image2image import (CROP, LOAD, add_translation_args, mixed_precision,
                                  translate_files)
 from minigan.images import save_grid
 from minigan.patchgan import PatchGAN, PoolDiscriminator64
@@ -149,7 +149,7 @@ def main(argv=None):
             tqdm.write(f"epoch {run.epoch}: val L1 {logged['val_l1']:.4f}, val PSNR {logged['val_psnr']:.2f} dB")
         run.log(**logged)
         if run.sample_due:  # rows of input | output | target
-            fake = generate(G, val_x.to(run.device))
+            fake = kit.generate(G, val_x.to(run.device))
             save_grid(torch.stack([val_x, fake.cpu(), val_y], 1).flatten(0, 1),
                       run.path(f"samples/step{step + 1:07d}.png"), nrow=3)
     return run.exit_code
@@ -162,7 +162,7 @@ def validate(G, val, device):
     l1, psnr = [], []
     # the loader gets a generator of its own, so validating draws nothing from the training RNG
     for x, y in torch.utils.data.DataLoader(val, batch_size=16, generator=torch.Generator()):
-        fake = generate(G, x.to(device)).float().cpu()
+        fake = kit.generate(G, x.to(device)).float().cpu()
         l1.append((fake - y).abs().mean((1, 2, 3)))
         psnr.append(10 * torch.log10(4.0 / ((fake - y) ** 2).mean((1, 2, 3)).clamp_min(1e-10)))
     return {"val_l1": torch.cat(l1).mean().item(), "val_psnr": torch.cat(psnr).mean().item()}

@@ -1,5 +1,5 @@
 """What the two image-to-image scripts (train_pix2pix.py, train_cyclegan.py) share: the papers' jitter
-sizes, looking at a generator's output, translating image files at full size, mixed precision.
+sizes, translating image files at full size, mixed precision.
 
 Both papers (Isola et al. 2017, Zhu et al. 2017) resize every training image to 286x286 and take a
 random 256x256 crop (plus a random horizontal flip): "random jitter". At another --image-size S the
@@ -13,18 +13,9 @@ import torch.nn.functional as F
 
 from .errors import MiniganError
 from .images import from_pil, image_files, load_image, save_image
+from .kit import generate
 
 LOAD, CROP = 286, 256  # resize to 286, random crop 256: the papers' jitter
-
-
-@torch.no_grad()
-def generate(G, x):
-    """G(x) for looking at: no graph, eval mode (batch norm on its running statistics, no dropout)."""
-    was_training = G.training
-    G.eval()
-    y = G(x)
-    G.train(was_training)
-    return y
 
 
 def add_translation_args(parser):

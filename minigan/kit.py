@@ -353,6 +353,17 @@ class Run:
         return 130 if self.interrupted else 0  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
+@torch.no_grad()
+def generate(G, x):
+    """G(x) for looking at, not training: no autograd graph, eval mode (batch norm on its running
+    statistics, so a sample does not depend on the rest of the batch; no dropout); G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    y = G(x)
+    G.train(was_training)
+    return y
+
+
 # --- schedules ---
 
 def linear_decay_lr(optimizer, epochs, epochs_decay):

@@ -19,6 +19,7 @@ import torch
 
 from .errors import MiniganError
 from .images import save_grid
+from .kit import generate
 
 
 def fixed_noise(n, nz, seed, device="cpu"):
@@ -43,17 +44,6 @@ def interpolation(n_pairs, steps, nz, seed):
     ends = fixed_noise(2 * n_pairs, nz, seed + 1)  # not the training grid's z's
     t = torch.linspace(0, 1, steps)[:, None]
     return torch.cat([slerp(ends[2 * i], ends[2 * i + 1], t) for i in range(n_pairs)])
-
-
-@torch.no_grad()
-def generate(G, z):
-    """G(z) for looking at, not training: no autograd graph, batch norm on its running statistics
-    (so a sample does not depend on the rest of the batch, and BN's statistics stay as they were)."""
-    was_training = G.training
-    G.eval()
-    fake = G(z)
-    G.train(was_training)
-    return fake
 
 
 @torch.no_grad()
