@@ -9,6 +9,16 @@ from PIL import Image
 from minigan.images import from_pil, load_image, to_pil
 
 
+def link_subset(source, dest, counts):
+    """`dest` holding the first counts[split] files of each split folder of `source`, as links: a
+    real dataset small enough for an epoch of a few steps."""
+    for split, n in counts.items():
+        (dest / split).mkdir(parents=True)
+        for f in sorted((source / split).iterdir())[:n]:
+            (dest / split / f.name).symlink_to(f)
+    return dest
+
+
 def read_log(folder):
     """The rows of a run's losses.jsonl."""
     return [json.loads(line) for line in (Path(folder) / "losses.jsonl").read_text().splitlines()]

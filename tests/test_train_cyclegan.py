@@ -17,7 +17,7 @@ from minigan.resnet_generator import ResnetGenerator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_cyclegan  # noqa: E402
-from script_checks import assert_same_state, assert_translated, read_log as log  # noqa: E402
+from script_checks import assert_same_state, assert_translated, link_subset, read_log as log  # noqa: E402
 
 TRACKED = ["G_AB", "G_BA", "D_A", "D_B", "opt_g", "opt_d", "sched_g", "sched_d", "pool_a", "pool_b"]
 pytestmark = pytest.mark.slow
@@ -28,12 +28,8 @@ SMALL_NETS = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--n-blocks", "2
 @pytest.fixture(scope="module")
 def horses(data_root, tmp_path_factory):
     """A few real horse2zebra images in the dataset's layout (links), so that an epoch is 3 steps."""
-    source, small = data_root / "horse2zebra", tmp_path_factory.mktemp("data") / "h2z"
-    for split, n in (("trainA", 3), ("trainB", 2), ("testA", 2), ("testB", 2)):
-        (small / split).mkdir(parents=True)
-        for f in sorted((source / split).iterdir())[:n]:
-            (small / split / f.name).symlink_to(f)
-    return small
+    return link_subset(data_root / "horse2zebra", tmp_path_factory.mktemp("data") / "h2z",
+                       {"trainA": 3, "trainB": 2, "testA": 2, "testB": 2})
 
 
 def train(data, out, *flags):

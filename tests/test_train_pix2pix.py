@@ -16,7 +16,7 @@ from minigan.unet import ToyUNet, UNet256
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_pix2pix  # noqa: E402
-from script_checks import assert_same_state, assert_translated, read_log as log  # noqa: E402
+from script_checks import assert_same_state, assert_translated, link_subset, read_log as log  # noqa: E402
 pytestmark = pytest.mark.slow
 
 SMALL_NETS = ["--generator", "toy", "--image-size", "32", "--ngf", "8", "--ndf", "8", "--n-layers-d", "2"]
@@ -25,12 +25,8 @@ SMALL_NETS = ["--generator", "toy", "--image-size", "32", "--ngf", "8", "--ndf",
 @pytest.fixture(scope="module")
 def facades(data_root, tmp_path_factory):
     """A few real facades pairs in the dataset's layout (links), so that an epoch is 3 steps."""
-    source, small = data_root / "facades", tmp_path_factory.mktemp("data") / "facades_small"
-    for split, n in (("train", 3), ("val", 2), ("test", 2)):
-        (small / split).mkdir(parents=True)
-        for f in sorted((source / split).iterdir())[:n]:
-            (small / split / f.name).symlink_to(f)
-    return small
+    return link_subset(data_root / "facades", tmp_path_factory.mktemp("data") / "facades_small",
+                       {"train": 3, "val": 2, "test": 2})
 
 
 def train(data, out, *flags):
