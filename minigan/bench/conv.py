@@ -9,7 +9,7 @@ repeated and the best round kept, so that a busy machine hurts every column alik
 import torch
 import torch.nn.functional as F
 
-from . import forward_backward, timed
+from . import forward_and_backward_times
 from ..conv_transpose import conv_transpose2d, conv_transpose2d_matrix
 
 # (input shape, out_channels, kernel, stride, padding, output_padding)
@@ -32,9 +32,7 @@ def measure(shape, out_channels, kernel, stride, padding, output_padding, device
         for name, conv in IMPLS.items():
             def fn(x, weight, bias, conv=conv):
                 return conv(x, weight, bias, stride, padding, output_padding)
-            with torch.no_grad():
-                forward = timed(lambda: fn(x, weight, bias), device)
-            both = timed(forward_backward(fn, x, weight, bias), device)
+            forward, both = forward_and_backward_times(fn, x, weight, bias, device=device)
             old = best.get(name, (float("inf"),) * 2)
             best[name] = (min(old[0], forward), min(old[1], both))
     return best

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import minigan
-from . import forward_backward, timed
+from . import forward_and_backward_times, timed
 
 SHAPES = [(1, 64, 256, 256), (1, 128, 128, 128), (1, 256, 64, 64), (1, 512, 32, 32),
           (16, 256, 8, 8)]
@@ -58,9 +58,7 @@ def compile_error(device):
 
 def measure(fn, x, device):
     """Seconds per forward call and per forward+backward call of fn on x."""
-    with torch.no_grad():
-        forward = timed(lambda: fn(x), device)
-    return forward, timed(forward_backward(fn, x.detach().requires_grad_()), device)
+    return forward_and_backward_times(fn, x.detach().requires_grad_(), device=device)
 
 
 def main(device):
