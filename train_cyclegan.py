@@ -15,7 +15,7 @@ unchanged, which preserves colours. D learns from a pool of the last 50 fakes, n
 Adam 2e-4, beta1 0.5, batch 1; 200 epochs: 100 at the initial LR, 100 decaying it linearly to 0.
 
 Nets: ResNet generator (c7s1-64, d128, d256, 9 residual blocks, u128, u64, c7s1-3; instance norm, ReLU)
-and the 70x70 PatchGAN with instance norm and LeakyReLU 0.2 (minigan/resnet_generator.py, patchgan.py).
+and the 70x70 PatchGAN with instance norm and LeakyReLU 0.2 (minigan/nets/resnet_generator.py, patchgan.py).
 Sample grids: rows of real | fake | reconstructed | identity, for A then B images of the test split.
 Each epoch ends with the test split's cycle L1 (every test image, or the first --test-images).
 
@@ -41,16 +41,11 @@ import torch
 from tqdm import tqdm
 
 from minigan import kit, losses
-from minigan.data import UnpairedImages, transform
-from minigan.download import find_dataset
+from minigan.data import UnpairedImages, find_dataset, image_files, load_image, save_grid, transform
 from minigan.errors import MiniganError
-from minigan.image2image import (CROP, LOAD, add_translation_args, mixed_precision,
-                                 translate_files)
-from minigan.image_pool import ImagePool
-from minigan.images import image_files, load_image, save_grid
-from minigan.patchgan import PatchGAN
-from minigan.reference import load_reference
-from minigan.resnet_generator import ResnetGenerator
+from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
+from minigan.kit.image_pool import ImagePool
+from minigan.nets import PatchGAN, ResnetGenerator, load_reference
 
 
 def main(argv=None):

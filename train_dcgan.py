@@ -7,7 +7,7 @@ The same game as train_mnist.py,
 played by convolutional nets that follow the paper's guidelines: no pooling (strided convolutions in
 D, transposed convolutions in G -- ours, minigan.ConvTranspose2d), batch norm in both (not on G's
 output nor D's input), ReLU in G with tanh out, LeakyReLU(0.2) in D, no fully connected hidden
-layers; weights ~ N(0, 0.02). The layer tables are in minigan/nets.py.
+layers; weights ~ N(0, 0.02). The layer tables are in minigan/nets/mlp_dcgan.py.
 
 Examples:
     python train_dcgan.py --data /path/to/anime_faces              # a folder of images, RGB 64x64
@@ -18,10 +18,9 @@ Examples:
 """
 import torch
 
-from minigan import kit, latent, losses
-from minigan.data import MNIST, ImageFolder
-from minigan.download import find_dataset, layout_problem
-from minigan.images import save_grid
+from minigan import kit, losses
+from minigan.data import MNIST, ImageFolder, find_dataset, layout_problem, save_grid
+from minigan.kit import latent
 from minigan.nets import DCGANDiscriminator, DCGANGenerator
 
 NZ, IMAGE_SIZE = 100, 64  # z in R^100 and 64x64 images (Radford et al.; the PyTorch DCGAN tutorial)

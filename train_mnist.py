@@ -20,10 +20,9 @@ Examples:
 """
 import torch
 
-from minigan import kit, latent, losses
-from minigan.data import MNIST
-from minigan.download import find_dataset
-from minigan.images import save_grid
+from minigan import kit, losses
+from minigan.data import MNIST, find_dataset, save_grid
+from minigan.kit import latent
 from minigan.nets import MLPDiscriminator, MLPGenerator
 
 NZ = 100  # the size of z (the course's nets; Goodfellow et al. 2014)

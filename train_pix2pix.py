@@ -36,15 +36,10 @@ import torch
 from tqdm import tqdm
 
 from minigan import kit, losses
-from minigan.data import PairedImages
-from minigan.download import find_dataset
+from minigan.data import PairedImages, find_dataset, save_grid
 from minigan.errors import MiniganError
-from minigan.image2image import (CROP, LOAD, add_translation_args, mixed_precision,
-                                 translate_files)
-from minigan.images import save_grid
-from minigan.patchgan import PatchGAN, PoolDiscriminator64
-from minigan.reference import load_reference
-from minigan.unet import PoolUNet64, ToyUNet, UNet256
+from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
+from minigan.nets import PatchGAN, PoolDiscriminator64, PoolUNet64, ToyUNet, UNet256, load_reference
 
 MULTIPLE = {"unet256": 256, "toy": 8, "pool64": 16}  # G's accepted sizes: multiples of these
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from . import forward_and_backward_times
-from ..conv_transpose import conv_transpose2d, conv_transpose2d_matrix
+from ..layers.conv_transpose import conv_transpose2d, conv_transpose2d_matrix
 
 # (input shape, out_channels, kernel, stride, padding, output_padding)
 SHAPES = [((1, 256, 64, 64), 128, 3, 2, 1, 1),

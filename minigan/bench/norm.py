@@ -84,7 +84,7 @@ def run(device):
         impls["compile"] = compiled_eager
     impls["minigan torch"] = lambda: minigan_torch
     if device.type == "cuda":
-        from minigan.kernels import unavailable_reason
+        from minigan.layers.kernels import unavailable_reason
         triton_failure = unavailable_reason(torch.zeros(1, device=device))
         if triton_failure is None:
             impls["minigan triton"] = lambda: minigan_triton
@@ -130,13 +130,13 @@ def run(device):
     for shape, (fwd, fwd_bwd) in ratios:
         print(f"  {str(shape):<18} fwd {fwd:5.2f}x   fwd+bwd {fwd_bwd:5.2f}x")
 
-    print("\ninstance norm alone, no activation: minigan.instance_norm vs F.instance_norm")
+    print("\ninstance norm alone, no activation: minigan.layers.instance_norm vs F.instance_norm")
     print(f"  {'shape':<18} {'F fwd ms':>9} {'minigan':>9} {'ratio':>6} | "
           f"{'F fwd+bwd':>9} {'minigan':>9} {'ratio':>6}")
     for shape in SHAPES:
         x = torch.randn(shape, device=device, dtype=dtype)
         theirs = measure(F.instance_norm, x, device)
-        ours = measure(minigan.instance_norm, x, device)
+        ours = measure(minigan.layers.instance_norm, x, device)
         print(f"  {str(shape):<18} {theirs[0] * 1e3:>9.3f} {ours[0] * 1e3:>9.3f} "
               f"{ours[0] / theirs[0]:>5.2f}x | {theirs[1] * 1e3:>9.3f} {ours[1] * 1e3:>9.3f} "
               f"{ours[1] / theirs[1]:>5.2f}x")

@@ -1,0 +1,165 @@
+"""Images in and out: PIL <-> tensor in the tanh range, safe loading, atomic saving, sample grids.
+
+A GAN's generator ends in tanh, so every image the networks see or produce lives in [-1, 1]. The
+8-bit pixel value v in {0..255} maps to
+
+    x = v / 127.5 - 1          (from_pil: 0 -> -1, 255 -> +1)
+    v = round((x + 1) * 127.5)  (to_pil, after clamping x to [-1, 1])
+
+which are exact inverses on the 256 pixel values, so a real image survives a round trip unchanged:
+
+>>> import torch
+>>> t = torch.tensor([[[-1.0, 0.0, 1.0]]])          # 1x1x3: black, mid grey, white
+>>> img = to_pil(t)
+>>> img.mode, img.size, [img.getpixel((x, 0)) for x in range(3)]
+('L', (3, 1), [0, 128, 255])
+>>> from_pil(img)
+tensor([[[-1.0000,  0.0039,  1.0000]]])
+
+A grid lays a batch out row by row, `nrow` images per row, with `padding` pixels of black around
+every cell (the layout torchvision's make_grid uses), so 10 images of 8x8 with nrow=4:
+
+>>> make_grid(torch.zeros(10, 3, 8, 8), nrow=4, padding=2).shape   # 3 rows of 4 cells of 10x10, +2
+torch.Size([3, 32, 42])
+
+Files are written atomically (a temp file in the same folder, then a rename), so an interrupted run
+never leaves a half-written PNG where a sample or a dataset file is expected.
+"""
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import MiniganError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
+
+
+def image_files(folder):
+    """All image files under `folder` (recursive), sorted; other files are skipped by extension.
+
+    Hidden files and folders (names starting with '.', e.g. macOS '._x.jpg' resource forks that zip
+    tools leave behind) are skipped too: they carry an image extension but are not images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MiniganError(f"image folder not found: {folder} (pass an existing folder of images)")
+    found = []
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in relative):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def _to_mode(img, mode):
+    """Convert to "RGB" or "L"; palette images with a transparent colour go through RGBA first."""
+    if img.mode == mode:
+        return img.copy()
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # PIL warns when converting such palettes straight to RGB
+    return img.convert(mode)       # alpha is dropped, as the reference loaders' convert('RGB') does
+
+
+def load_image(path, channels=3):
+    """Open, fully decode and convert an image file to RGB (channels=3) or grayscale (channels=1).
+
+    Grayscale, RGBA and palette files all come back in the requested mode (horse2zebra has 7
+    grayscale JPEGs among its colour ones). A missing, empty, truncated or undecodable file raises
+    MiniganError naming it.
+    """
+    if channels not in MODES:
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    path = Path(path)
+    if not path.is_file():
+        raise MiniganError(f"image file not found: {path}")
+    if path.stat().st_size == 0:
+        raise MiniganError(f"image file is empty (0 bytes): {path}; delete or replace it")
+    try:
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later inside a DataLoader
+            if img.width == 0 or img.height == 0:
+                raise MiniganError(f"image has zero size ({img.width}x{img.height}): {path}")
+            return _to_mode(img, MODES[channels])
+    except MiniganError:
+        raise
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
+        raise MiniganError(f"cannot read image {path}: {e}; delete or replace the file") from None
+
+
+def from_pil(img):
+    """PIL image -> float tensor CxHxW in [-1, 1] (C=1 for "L", else 3: other modes become RGB)."""
+    if img.mode not in ("L", "RGB"):
+        img = _to_mode(img, "RGB")
+    pixels = torch.from_numpy(np.array(img, dtype=np.uint8))  # HxW or HxWx3, uint8
+    if pixels.ndim == 2:
+        pixels = pixels.unsqueeze(2)
+    return pixels.permute(2, 0, 1).float() / 127.5 - 1.0  # CxHxW in [-1, 1]
+
+
+def to_pil(t):
+    """Float tensor CxHxW (C=1 or 3) or HxW in [-1, 1] -> PIL "L"/"RGB" image; out-of-range values clamp."""
+    t = t.detach().cpu().float()
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    if t.ndim != 3 or t.shape[0] not in MODES:
+        raise ValueError(f"to_pil expects a CxHxW tensor with C=1 or 3 (or HxW), got shape {tuple(t.shape)}")
+    t = torch.nan_to_num(t, nan=0.0).clamp(-1.0, 1.0)
+    pixels = ((t + 1.0) * 127.5).round().to(torch.uint8)  # CxHxW in {0..255}
+    array = pixels.permute(1, 2, 0).numpy()                 # HxWxC, as PIL wants
+    if array.shape[2] == 1:
+        return Image.fromarray(array[:, :, 0], mode="L")
+    return Image.fromarray(array, mode="RGB")
+
+
+def _save_atomic(img, path):
+    """Write `img` to `path` through a temp file in the same folder + rename: never half a file."""
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise MiniganError(f"cannot save image {path}: unknown extension '{path.suffix}' (use .png or .jpg)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:  # also Ctrl-C: remove the temp file, keep any older complete image
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_image(t, path):
+    """Save one CxHxW (or HxW) tensor in [-1, 1] as an image file (format from the extension), atomically."""
+    _save_atomic(to_pil(t), path)
+
+
+def make_grid(batch, nrow=8, padding=2):
+    """NxCxHxW batch -> one Cx(rows*(H+p)+p)x(cols*(W+p)+p) image, cells row by row, black padding."""
+    if batch.ndim == 3:
+        batch = batch.unsqueeze(0)
+    if batch.ndim != 4 or batch.shape[0] == 0:
+        raise ValueError(f"make_grid expects a non-empty NxCxHxW batch, got shape {tuple(batch.shape)}")
+    if nrow < 1 or padding < 0:
+        raise ValueError(f"nrow must be >= 1 and padding >= 0, got nrow={nrow}, padding={padding}")
+    n, c, h, w = batch.shape
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    grid = batch.new_full((c, rows * (h + padding) + padding, cols * (w + padding) + padding), -1.0)
+    for i in range(n):
+        top = padding + (i // cols) * (h + padding)
+        left = padding + (i % cols) * (w + padding)
+        grid[:, top:top + h, left:left + w] = batch[i]
+    return grid
+
+
+def save_grid(batch, path, nrow=8, padding=2):
+    """Save an NxCxHxW batch in [-1, 1] as one grid image (see make_grid), atomically."""
+    save_image(make_grid(batch.detach().cpu(), nrow, padding), path)

@@ -1,0 +1,399 @@
+"""The training kit every `train_*.py` shares: device, seeding, init, flags, data order, the run.
+
+A script uses it like this (the GAN itself stays in the script, visible):
+
+    parser = kit.parser(__doc__)                      # the script's own flags, then
+    kit.add_common_args(parser, batch_size=..., lr=..., beta1=..., epochs=...)  # the papers' defaults
+    args, ckpt = kit.parse_args(parser, argv)         # --resume: the saved arguments come back
+    run = kit.Run("mnist", args, ckpt)                # device, seed, run dir, config printout
+    ...build nets and optimizers...
+    run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)     # checkpointed; restored now when resuming
+    for step, batch in run.batches(dataset):         # resumes at the saved step, same data order
+        ...D step, G step...
+        run.log(d_loss=..., g_loss=...)               # JSONL + tqdm; checkpoints every N steps
+        if run.sample_due: save_grid(...)
+    return run.exit_code                              # 130 after Ctrl-C (a checkpoint was written)
+
+    if __name__ == "__main__": kit.run_main(main)    # MiniganError -> one line, exit 2
+
+Exact resume. A checkpoint stores the step count, so the epoch and the batch inside it follow. Each
+epoch's shuffle is a function of (seed, epoch) alone, and resuming skips the batches already done.
+Every batch is also loaded under its own seed (seed, epoch, batch), so random augmentations are the
+same whether the run was interrupted or not, with or without worker processes. The torch/numpy/python
+generators continue from the checkpoint (dropout, noise, image pools), and the fixed sample noise has
+its own generator. On CPU a resumed run therefore reproduces an uninterrupted one bit for bit.
+"""
+import argparse
+import json
+import random
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..errors import MiniganError
+from ..layers.conv_transpose import ConvTranspose2d
+from ..layers.instance_norm import InstanceNorm2d, InstanceNormLeakyReLU
+from . import checkpoint
+from .plot import plot_losses
+
+# flags that belong to this invocation, not to the run: never taken back from a checkpoint
+SESSION_FLAGS = {"resume", "checkpoint", "out", "device", "threads", "workers", "sample", "interpolate",
+                 "max_steps", "data_root"}
+
+
+# --- device, seeds, initial weights ---
+
+def pick_device(name="auto"):
+    """`auto` prefers cuda, then Apple's mps, then cpu; asking for a missing one is an error."""
+    has = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
+    if name == "auto":
+        name = next(n for n in ("cuda", "mps", "cpu") if has[n])
+    if not has.get(name, False):
+        raise MiniganError(f"--device {name}: not available on this machine; use --device auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed):
+    """Seed python, numpy and torch (torch.manual_seed also seeds every CUDA device).
+
+    >>> seed_everything(3); a = torch.rand(2)
+    >>> seed_everything(3); torch.equal(a, torch.rand(2))
+    True
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+CONV_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, ConvTranspose2d)
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, InstanceNorm2d, InstanceNormLeakyReLU)
+
+
+def init_weights(module):
+    """DCGAN init: conv and linear weights ~ N(0, 0.02) (Radford et al. 2015, sec. 4), norm scales
+    ~ N(1, 0.02) and biases 0 (the PyTorch DCGAN tutorial's weights_init; pix2pix/CycleGAN's "normal"
+    init is the same). Use as `net.apply(init_weights)`."""
+    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    if isinstance(module, CONV_LAYERS) and weight is not None:
+        nn.init.normal_(weight, 0.0, 0.02)
+    elif isinstance(module, NORM_LAYERS) and weight is not None:
+        nn.init.normal_(weight, 1.0, 0.02)
+    else:
+        return
+    if bias is not None:
+        nn.init.zeros_(bias)
+
+
+# --- flags ---
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + error; exit 2 like argparse
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parser(doc):
+    """An argument parser whose description is the script's docstring."""
+    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, checkpoint_every=1000,
+                    epochs_help="passes over the data"):
+    """The flags every script has. The script passes its paper's defaults, with the citation."""
+    g = parser.add_argument_group("run (shared by every minigan script)")
+    g.add_argument("--out", type=Path, metavar="DIR",
+                   help="run directory (default: runs/<script>-<data>-<time>/, or the resumed checkpoint's)")
+    g.add_argument("--resume", metavar="PATH",
+                   help="continue a run exactly: its checkpoint.pt or its run directory")
+    g.add_argument("--checkpoint", metavar="PATH",
+                   help="a checkpoint to load without training (for --sample / --interpolate)")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                   help="where to train; auto picks cuda, then mps, then cpu (default: auto)")
+    g.add_argument("--data-root", type=Path, metavar="DIR",
+                   help="where dataset names are looked up (and downloaded): default $MINIGAN_DATA, else ./datasets")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seeds python, numpy, torch and the data order (default: 0)")
+    g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="DataLoader worker processes (default: 0)")
+    g.add_argument("--epochs", type=int, default=epochs, metavar="N",
+                   help=f"{epochs_help} (default: {epochs})")
+    g.add_argument("--max-steps", type=int, metavar="N",
+                   help="stop after this many steps in total, e.g. for a smoke run")
+    g.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
+                   help=f"images per step (default: {batch_size})")
+    g.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default: {lr})")
+    g.add_argument("--beta1", type=float, default=beta1, help=f"Adam beta1 (default: {beta1})")
+    g.add_argument("--sample-every", type=int, default=sample_every, metavar="N",
+                   help=f"write a sample grid every N steps, and at each epoch end (default: {sample_every})")
+    g.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
+                   help=f"write checkpoint.pt every N steps, and at the end (default: {checkpoint_every})")
+    return g
+
+
+def parse_args(parser, argv=None):
+    """(args, checkpoint or None). With --resume/--checkpoint the checkpoint's saved arguments become
+    the defaults, so the run continues with its own config; flags given now still win."""
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "epochs", "sample_every", "checkpoint_every", "max_steps", "threads", "workers"):
+        value, least = getattr(args, name, None), 0 if name == "workers" else 1
+        if value is not None and value < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
+    source = args.resume or args.checkpoint
+    if not source:
+        return args, None
+    ckpt = checkpoint.load_checkpoint(source)
+    ckpt["path"] = str(checkpoint.find_checkpoint(source))
+    parser.set_defaults(**{k: v for k, v in ckpt["args"].items() if k not in SESSION_FLAGS})
+    return parser.parse_args(argv), ckpt
+
+
+# --- data order ---
+
+def epoch_loader(dataset, batch_size, seed, epoch, skip=0, workers=0, pin_memory=False):
+    """The batches of one epoch, a function of (seed, epoch) only; `skip` drops the first ones.
+
+    The last incomplete batch is dropped (every step sees `batch_size` images).
+
+    >>> data = torch.arange(10)
+    >>> full = [b.tolist() for b in epoch_loader(data, 3, seed=0, epoch=0)]
+    >>> resumed = [b.tolist() for b in epoch_loader(data, 3, seed=0, epoch=0, skip=2)]
+    >>> len(full), resumed == full[2:]
+    (3, True)
+    """
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(mix(seed, epoch)))
+    n = len(dataset) // batch_size * batch_size
+    return torch.utils.data.DataLoader(
+        SeededBatches(dataset, mix(seed, epoch)), batch_size=batch_size,
+        sampler=order[skip * batch_size:n].tolist(), drop_last=True, num_workers=workers,
+        worker_init_fn=seed_worker, pin_memory=pin_memory,
+        # with a generator of its own the loader draws nothing from torch's global RNG
+        generator=torch.Generator().manual_seed(mix(seed, epoch)))
+
+
+def mix(*numbers):
+    """One 63-bit seed from several integers (a polynomial hash: different tuples, different seeds)."""
+    h = 0
+    for n in numbers:
+        h = (h * 1_000_003 + int(n)) % 2**63
+    return h
+
+
+class SeededBatches(torch.utils.data.Dataset):
+    """`dataset`, but each batch is loaded under a seed of its own, so random augmentation is the same
+    whichever process loads it and whether the run was resumed; the caller's RNG is left untouched."""
+
+    def __init__(self, dataset, seed):
+        self.dataset, self.seed = dataset, seed
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitems__(self, indices):  # the DataLoader fetches a whole batch through this
+        seed = mix(self.seed, indices[0], len(indices))  # an epoch's batches all start at different indices
+        state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+            items = [self.dataset[i] for i in indices]
+        random.setstate(state[0])
+        np.random.set_state(state[1])
+        return items
+
+    def __getitem__(self, index):
+        return self.__getitems__([index])[0]
+
+
+def seed_worker(worker_id):
+    """Seed numpy/python in a DataLoader worker from its torch seed, and leave Ctrl-C to the main
+    process (which finishes the step and writes a checkpoint)."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# --- the run ---
+
+class Run:
+    """One training run: its directory, loss log, progress bar, checkpoints and Ctrl-C handling."""
+
+    def __init__(self, script, args, ckpt=None, data_name=None):
+        self.args, self.ckpt = args, ckpt
+        self.device = pick_device(args.device)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        seed_everything(args.seed)
+        self.step = ckpt["step"] if ckpt else 0  # completed steps
+        self.epoch, self.epoch_end, self.last_step, self.interrupted = 0, False, False, False
+        self.objects, self.extra = {}, dict(ckpt["extra"]) if ckpt else {}
+        data_name = data_name or Path(str(getattr(args, "data", "data"))).name
+        if args.out:
+            self.dir = Path(args.out)
+        elif ckpt:
+            self.dir = Path(ckpt["path"]).parent
+        else:
+            self.dir = Path("runs") / f"{script}-{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            while self.dir.exists():  # two runs started in the same second
+                self.dir = self.dir.with_name(self.dir.name + "+")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "losses.jsonl"
+        self.rows = self.read_log(rewrite=not (ckpt and not args.resume))  # --checkpoint only reads
+        print(f"{script}: config " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())))
+        print(f"{script}: device {self.device}, outputs in {self.dir}/"
+              + (f", resuming {ckpt['path']} at step {self.step}" if ckpt else ""))
+
+    def path(self, name):
+        """A file in the run directory (its folder created)."""
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def read_log(self, rewrite):
+        """The logged rows before the step the run is at (a killed run may have logged further than its
+        last checkpoint: those rows are dropped, the resumed run logs them again)."""
+        rows = []
+        if self.log_path.exists():
+            for line in self.log_path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # the half line of a killed run
+                    continue
+                if row.get("step", 0) < self.step:
+                    rows.append(row)
+        if rewrite:
+            self.log_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return rows
+
+    def track(self, **objects):
+        """Name the things a checkpoint holds: nets, optimizers, schedulers, image pools (anything with
+        state_dict/load_state_dict). When resuming, their saved state is loaded now."""
+        self.objects.update(objects)
+        if self.ckpt:
+            checkpoint.restore(self.ckpt, objects, self.ckpt["path"])
+
+    def save(self):
+        """Write checkpoint.pt atomically, and refresh the loss curve."""
+        ckpt = checkpoint.capture(self.objects, self.step, vars(self.args), self.extra)
+        checkpoint.save_checkpoint(self.dir / checkpoint.NAME, ckpt)
+        if self.rows:
+            plot_losses(self.rows, self.dir / "losses.png")
+
+    def batches(self, dataset, epochs=None):
+        """Yield (step, batch) for `epochs` (default --epochs) or until --max-steps, from the step the
+        run is at. The RNG
+        states of a resumed run are restored here, the last thing before the loop. After each step:
+        a checkpoint every --checkpoint-every steps; Ctrl-C ends the loop after the current step."""
+        n = len(dataset) // self.args.batch_size
+        if n == 0:
+            raise MiniganError(f"the data has {len(dataset)} images, fewer than --batch-size "
+                               f"{self.args.batch_size}: use a smaller --batch-size")
+        total = n * (epochs or self.args.epochs)
+        total = min(total, self.args.max_steps) if self.args.max_steps else total
+        if self.ckpt:
+            checkpoint.set_rng_state(self.ckpt["rng"])
+        bar = tqdm(total=total, initial=min(self.step, total), dynamic_ncols=True, mininterval=1.0)
+        self.bar = bar
+        in_main_thread = threading.current_thread() is threading.main_thread()  # signals need it
+        handler = signal.signal(signal.SIGINT, self.on_interrupt) if in_main_thread else None
+        try:
+            while self.step < total and not self.interrupted:
+                self.epoch, skip = divmod(self.step, n)
+                bar.set_description(f"epoch {self.epoch}")
+                loader = epoch_loader(dataset, self.args.batch_size, self.args.seed, self.epoch, skip,
+                                      self.args.workers, pin_memory=self.device.type == "cuda")
+                for batch in loader:
+                    self.epoch_end = (self.step + 1) % n == 0
+                    self.last_step = self.step + 1 == total
+                    yield self.step, batch
+                    self.step += 1
+                    bar.update()
+                    if self.step % self.args.checkpoint_every == 0:
+                        self.save()
+                    if self.interrupted or self.step >= total:
+                        break
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGINT, handler)
+            bar.close()
+        self.save()
+        print(f"{'interrupted' if self.interrupted else 'done'} at step {self.step}: "
+              f"checkpoint {self.dir / checkpoint.NAME}, losses {self.dir / 'losses.png'}")
+
+    def on_interrupt(self, signum, frame):
+        print("\nCtrl-C: stopping after this step and writing a checkpoint (again to abort)", file=sys.stderr)
+        self.interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    @property
+    def sample_due(self):
+        """True after every --sample-every steps, at each epoch end and at the last step (also the
+        last one of an interrupted run)."""
+        return ((self.step + 1) % self.args.sample_every == 0 or self.epoch_end or self.last_step
+                or self.interrupted)
+
+    def log(self, **losses):
+        """Append this step's losses (floats or 0-dim tensors) to losses.jsonl and the progress bar."""
+        values = {k: v.item() if torch.is_tensor(v) else float(v) for k, v in losses.items()}
+        row = {"step": self.step, "epoch": self.epoch, **values}
+        self.rows.append(row)
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k not in ("step", "epoch")}, refresh=False)
+
+    @property
+    def exit_code(self):
+        return 130 if self.interrupted else 0  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+@torch.no_grad()
+def generate(G, x):
+    """G(x) for looking at, not training: no autograd graph, eval mode (batch norm on its running
+    statistics, so a sample does not depend on the rest of the batch; no dropout); G's mode is restored."""
+    was_training = G.training
+    G.eval()
+    y = G(x)
+    G.train(was_training)
+    return y
+
+
+# --- schedules ---
+
+def linear_decay_lr(optimizer, epochs, epochs_decay):
+    """CycleGAN's schedule (Zhu et al. 2017, sec. 4): the initial LR for `epochs` epochs, then linearly
+    towards 0 over `epochs_decay` more; call `.step()` once per epoch. As in the reference code the
+    factor for epoch e (0-based) is  1 - max(0, e + 1 - epochs) / (epochs_decay + 1).
+
+    >>> opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
+    >>> sched = linear_decay_lr(opt, epochs=2, epochs_decay=3)
+    >>> lrs = []
+    >>> for _ in range(5):
+    ...     lrs.append(round(opt.param_groups[0]["lr"], 3)); opt.step(); sched.step()
+    >>> lrs
+    [1.0, 1.0, 0.75, 0.5, 0.25]
+    """
+    def factor(epoch):
+        return 1.0 - max(0, epoch + 1 - epochs) / (epochs_decay + 1)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+# --- the script's entry point ---
+
+def run_main(main, argv=None):
+    """Call `main(argv)` and exit with its code; a user's mistake prints one line and exits 2."""
+    try:
+        code = main(sys.argv[1:] if argv is None else argv)
+    except MiniganError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:  # outside the training loop (e.g. while loading data): nothing to save
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)

@@ -1,0 +1,51 @@
+"""Checks shared by the training scripts' end-to-end tests (imported by tests/test_train_*.py)."""
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from minigan.data.images import from_pil, load_image, to_pil
+
+
+def link_subset(source, dest, counts):
+    """`dest` holding the first counts[split] files of each split folder of `source`, as links: a
+    real dataset small enough for an epoch of a few steps."""
+    for split, n in counts.items():
+        (dest / split).mkdir(parents=True)
+        for f in sorted((source / split).iterdir())[:n]:
+            (dest / split / f.name).symlink_to(f)
+    return dest
+
+
+def read_log(folder):
+    """The rows of a run's losses.jsonl."""
+    return [json.loads(line) for line in (Path(folder) / "losses.jsonl").read_text().splitlines()]
+
+
+def flatten(tree):
+    """The leaves of nested dicts/lists/tuples (a state_dict), in a fixed order."""
+    if isinstance(tree, dict):
+        return [leaf for key in sorted(tree, key=str) for leaf in flatten(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in flatten(item)]
+    return [tree]
+
+
+def assert_same_state(a, b, names):
+    """Two checkpoints hold exactly `names`, and every tensor and number under them is identical."""
+    assert sorted(a["state"]) == sorted(b["state"]) == sorted(names)
+    for name in names:
+        leaves_a, leaves_b = flatten(a["state"][name]), flatten(b["state"][name])
+        assert len(leaves_a) == len(leaves_b) > 0, name
+        for x, y in zip(leaves_a, leaves_b):
+            assert torch.equal(x, y) if torch.is_tensor(x) else x == y, name
+
+
+def assert_translated(G, source, output):
+    """`output` is G's translation of the image file `source` (up to 8-bit rounding)."""
+    with torch.no_grad():
+        expected = to_pil(G(from_pil(load_image(source))[None])[0])
+    diff = np.asarray(Image.open(output), dtype=int) - np.asarray(expected, dtype=int)
+    assert np.abs(diff).max() <= 1

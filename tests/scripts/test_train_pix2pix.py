@@ -1,0 +1,111 @@
+"""train_pix2pix.py end to end on real facades pairs: outputs, val metrics, exact resume, the loss
+variants and nets, --translate (from a checkpoint and from the reference's weights), user mistakes."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minigan.kit import checkpoint
+from minigan.errors import MiniganError
+from minigan.nets.reference import load_reference
+from minigan.nets.unet import ToyUNet, UNet256
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
+import train_pix2pix  # noqa: E402
+from script_checks import assert_same_state, assert_translated, link_subset, read_log as log  # noqa: E402
+pytestmark = pytest.mark.slow
+
+SMALL_NETS = ["--generator", "toy", "--image-size", "32", "--ngf", "8", "--ndf", "8", "--n-layers-d", "2"]
+
+
+@pytest.fixture(scope="module")
+def facades(data_root, tmp_path_factory):
+    """A few real facades pairs in the dataset's layout (links), so that an epoch is 3 steps."""
+    return link_subset(data_root / "facades", tmp_path_factory.mktemp("data") / "facades_small",
+                       {"train": 3, "val": 2, "test": 2})
+
+
+def train(data, out, *flags):
+    return train_pix2pix.main(["--data", str(data), "--out", str(out), "--device", "cpu", "--threads", "1",
+                               "--direction", "BtoA", *SMALL_NETS, "--sample-every", "2",
+                               "--checkpoint-every", "100", *flags])
+
+
+def test_train_validate_resume_and_translate(facades, tmp_path):
+    straight = tmp_path / "straight"
+    assert train(facades, straight, "--epochs", "2") == 0
+    rows = log(straight)
+    assert [r["step"] for r in rows] == list(range(6))
+    for r in rows:  # losses every step; val L1 and PSNR at each epoch's end
+        assert {"d_loss", "g_gan", "g_l1"} <= set(r)
+        assert ("val_l1" in r) == ("val_psnr" in r) == (r["step"] in (2, 5))
+    assert 0 < rows[5]["val_l1"] < 2 and 0 < rows[5]["val_psnr"] < 60
+    # rows input | output | target for the 2 val pairs
+    assert sorted(p.name for p in (straight / "samples").iterdir()) == [
+        "step0000002.png", "step0000003.png", "step0000004.png", "step0000006.png"]
+    assert Image.open(straight / "samples" / "step0000006.png").size == (3 * 34 + 2, 2 * 34 + 2)
+    assert Image.open(straight / "losses.png").size == (800, 450)
+
+    # stopped in the middle of epoch 1, resumed: the same losses and metrics, bit for bit the same state
+    split = tmp_path / "split"
+    assert train(facades, split, "--epochs", "2", "--max-steps", "4") == 0
+    assert train_pix2pix.main(["--resume", str(split), "--max-steps", "6", "--threads", "1"]) == 0
+    assert log(split) == rows
+    final = checkpoint.load_checkpoint(straight)
+    assert_same_state(final, checkpoint.load_checkpoint(split), ["G", "D", "opt_g", "opt_d"])
+
+    # --translate with the checkpoint: one output per input, at the input's size (512x256 A|B files)
+    test_files = sorted((facades / "test").iterdir())
+    assert train_pix2pix.main(["--checkpoint", str(straight), "--translate", str(facades / "test"),
+                               "--threads", "1"]) == 0
+    outputs = sorted((straight / "translated").iterdir())
+    assert [p.stem for p in outputs] == [p.stem for p in test_files]
+    assert all(Image.open(p).size == (512, 256) for p in outputs)
+    G = ToyUNet(ngf=8)
+    G.load_state_dict(final["state"]["G"])
+    assert_translated(G.eval(), test_files[0], outputs[0])
+
+
+def test_losses_and_nets(facades, tmp_path):
+    # L1 alone trains no D; the GAN alone still reports L1; the course's avg-pool nets at 64; U-Net-256
+    # with instance norm at 256; --amp ignored on CPU, --channels-last
+    runs = {"l1": ["--loss", "l1"], "gan": ["--loss", "gan", "--amp", "--channels-last"],
+            "pool": ["--generator", "pool64", "--discriminator", "pool64", "--image-size", "64"],
+            "unet": ["--generator", "unet256", "--image-size", "256", "--norm", "instance"]}
+    for name, flags in runs.items():
+        assert train(facades, tmp_path / name, "--max-steps", "1", *flags) == 0
+        (row,) = log(tmp_path / name)
+        assert all(np.isfinite(v) for v in row.values())
+        assert ("d_loss" in row) == ("g_gan" in row) == (name != "l1")
+    l1_only = checkpoint.load_checkpoint(tmp_path / "l1")["state"]["opt_d"]["state"]
+    assert l1_only == {}  # D never stepped
+
+
+def test_translate_with_the_reference_weights(reference_dir, facades, tmp_path):
+    weights = reference_dir / "pix2pix_unet256_ngf8.pt"  # a dict holding 'state_dict', 'input', 'output'
+    source = sorted((facades / "test").iterdir())[0]
+    assert train_pix2pix.main(["--init-from", str(weights), "--ngf", "8", "--translate", str(source),
+                               "--out", str(tmp_path / "run"), "--device", "cpu", "--threads", "1"]) == 0
+    (output,) = (tmp_path / "run" / "translated").iterdir()
+    assert output.name == source.stem + ".png" and Image.open(output).size == (512, 256)
+    assert_translated(load_reference(UNet256(ngf=8), weights).eval(), source, output)
+    with pytest.raises(MiniganError, match="--generator unet256"):
+        train(facades, tmp_path / "x", "--init-from", str(weights), "--translate", str(source))
+
+
+def test_user_mistakes(facades, tmp_path):
+    with pytest.raises(MiniganError, match="--generator unet256, which needs multiples of 256"):
+        train(facades, tmp_path / "x", "--generator", "unet256", "--image-size", "64")
+    with pytest.raises(MiniganError, match="too small for a PatchGAN"):
+        train(facades, tmp_path / "x", "--image-size", "8", "--n-layers-d", "3")
+    with pytest.raises(MiniganError, match="--translate needs trained weights"):
+        train(facades, tmp_path / "x", "--translate", str(facades / "test"))
+    result = subprocess.run([sys.executable, str(ROOT / "train_pix2pix.py"), "--data", str(tmp_path / "no_such"),
+                             "--out", str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "no_such" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing written for a run that cannot start
