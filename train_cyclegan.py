@@ -37,6 +37,8 @@ Examples:
     python train_cyclegan.py --checkpoint runs/cyclegan-horse2zebra-<time> --translate horses/ # A -> B
     python train_cyclegan.py --init-from horse2zebra.pth --translate horse.jpg   # published weights
 """
+import contextlib
+
 import torch
 from tqdm import tqdm
 
@@ -46,6 +48,45 @@ from minigan.errors import MiniganError
 from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
 from minigan.kit.image_pool import ImagePool
 from minigan.nets import PatchGAN, ResnetGenerator, load_reference
+
+
+def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_b, args,
+               autocast=contextlib.nullcontext, scaler=None):
+    """One CycleGAN step on a batch of A images and one of B images (N x 3 x S x S): the G step, then
+    the D step, in the reference code's order. `args` gives --gan-loss, --lambda-cycle and
+    --lambda-identity; autocast and scaler come from --amp. Returns the losses."""
+    with autocast():
+        fake_b = G_AB(real_a)   # a horse as a zebra
+        rec_a = G_BA(fake_b)    # and back: should be the same horse
+        fake_a = G_BA(real_b)
+        rec_b = G_AB(fake_a)
+
+    # G step: fool both Ds, come back around the cycle, leave in-domain images alone. The Ds are
+    # frozen meanwhile: G's step needs gradients through them, not for their weights.
+    for D in (D_A, D_B):
+        D.requires_grad_(False)
+    with autocast():
+        g_gan = losses.g_loss(D_B(fake_b), args.gan_loss) + losses.g_loss(D_A(fake_a), args.gan_loss)
+        g_cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
+        g_loss = g_gan + args.lambda_cycle * g_cycle
+        logged = dict(g_gan=g_gan, g_cycle=g_cycle)
+        if args.lambda_identity > 0:  # G_BA on an A image (and G_AB on a B image) should change nothing
+            g_idt = (G_BA(real_a) - real_a).abs().mean() + (G_AB(real_b) - real_b).abs().mean()
+            g_loss = g_loss + args.lambda_identity * args.lambda_cycle * g_idt
+            logged["g_idt"] = g_idt
+    kit.optimizer_step(opt_g, g_loss, scaler)
+    for D in (D_A, D_B):
+        D.requires_grad_(True)
+
+    # D step: real up, fake down, on fakes drawn from the history pools (detached: G stays fixed).
+    # losses.d_loss halves D's loss, as the paper does.
+    with autocast():
+        d_a = losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
+        d_b = losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
+    kit.optimizer_step(opt_d, d_a + d_b, scaler)
+    if scaler is not None:
+        scaler.update()
+    return dict(d_a=d_a, d_b=d_b, **logged)
 
 
 def main(argv=None):
@@ -117,42 +158,8 @@ def main(argv=None):
 
     for step, (real_a, real_b) in run.batches(data, epochs=args.epochs + args.epochs_decay):
         real_a, real_b = (t.to(run.device, memory_format=fmt) for t in (real_a, real_b))  # N x 3 x S x S
-        with autocast():
-            fake_b = G_AB(real_a)   # a horse as a zebra
-            rec_a = G_BA(fake_b)    # and back: should be the same horse
-            fake_a = G_BA(real_b)
-            rec_b = G_AB(fake_a)
-
-        # G step: fool both Ds, come back around the cycle, leave in-domain images alone. The Ds are
-        # frozen meanwhile: G's step needs gradients through them, not for their weights.
-        for D in (D_A, D_B):
-            D.requires_grad_(False)
-        with autocast():
-            g_gan = losses.g_loss(D_B(fake_b), args.gan_loss) + losses.g_loss(D_A(fake_a), args.gan_loss)
-            g_cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
-            g_loss = g_gan + args.lambda_cycle * g_cycle
-            if args.lambda_identity > 0:  # G_BA on an A image (and G_AB on a B image) should change nothing
-                g_idt = (G_BA(real_a) - real_a).abs().mean() + (G_AB(real_b) - real_b).abs().mean()
-                g_loss = g_loss + args.lambda_identity * args.lambda_cycle * g_idt
-        opt_g.zero_grad(set_to_none=True)
-        scaler.scale(g_loss).backward()
-        scaler.step(opt_g)
-        for D in (D_A, D_B):
-            D.requires_grad_(True)
-
-        # D step: real up, fake down, on fakes drawn from the history pools (detached: G stays fixed).
-        # losses.d_loss halves D's loss, as the paper does.
-        with autocast():
-            d_a = losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
-            d_b = losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
-        opt_d.zero_grad(set_to_none=True)
-        scaler.scale(d_a + d_b).backward()
-        scaler.step(opt_d)
-        scaler.update()
-
-        logged = dict(d_a=d_a, d_b=d_b, g_gan=g_gan, g_cycle=g_cycle)
-        if args.lambda_identity > 0:
-            logged["g_idt"] = g_idt
+        logged = train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_b, args,
+                            autocast, scaler)
         if run.epoch_end:
             sched_g.step()
             sched_d.step()

@@ -26,6 +26,21 @@ from minigan.nets import DCGANDiscriminator, DCGANGenerator
 NZ, IMAGE_SIZE = 100, 64  # z in R^100 and 64x64 images (Radford et al.; the PyTorch DCGAN tutorial)
 
 
+def train_step(G, D, opt_g, opt_d, real, z):
+    """One DCGAN step on a batch of real images (N x C x 64 x 64) and noise z (N x NZ): D's step, then
+    G's, as in the PyTorch DCGAN tutorial's loop. Returns the losses."""
+    fake = G(z)
+
+    # D step: maximize log D(x) + log(1 - D(G(z))) on real and detached fakes (G stays fixed).
+    d_loss = losses.d_loss(D(real), D(fake.detach()))
+    kit.optimizer_step(opt_d, d_loss)
+
+    # G step: maximize log D(G(z)) through the updated D, on the same fakes.
+    g_loss = losses.g_loss(D(fake))
+    kit.optimizer_step(opt_g, g_loss)
+    return {"d_loss": d_loss, "g_loss": g_loss}
+
+
 def main(argv=None):
     parser = kit.parser(__doc__)
     parser.add_argument("--data", metavar="PATH|NAME",
@@ -72,21 +87,8 @@ def main(argv=None):
 
     for step, real in run.batches(data):
         real = real.to(run.device)                                # N x C x 64 x 64
-        fake = G(torch.randn(real.shape[0], NZ, device=run.device))
-
-        # D step: maximize log D(x) + log(1 - D(G(z))) on real and detached fakes (G stays fixed).
-        d_loss = losses.d_loss(D(real), D(fake.detach()))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        # G step: maximize log D(G(z)) through the updated D.
-        g_loss = losses.g_loss(D(fake))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-
-        run.log(d_loss=d_loss, g_loss=g_loss)
+        z = torch.randn(real.shape[0], NZ, device=run.device)     # fresh noise every step
+        run.log(**train_step(G, D, opt_g, opt_d, real, z))
         if run.sample_due:
             save_grid(kit.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
     return run.exit_code

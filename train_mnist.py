@@ -28,6 +28,23 @@ from minigan.nets import MLPDiscriminator, MLPGenerator
 NZ = 100  # the size of z (the course's nets; Goodfellow et al. 2014)
 
 
+def train_step(G, D, opt_g, opt_d, real, z, args):
+    """One round of the game on a batch of real digits (N x 1 x 28 x 28) and noise z (N x NZ): D's
+    step, then G's. Returns the losses."""
+    fake = G(z)
+
+    # D step: real up, fake down. fake.detach() cuts the graph, so this step leaves G alone.
+    d_loss = losses.d_loss(D(real), D(fake.detach()), args.loss)
+    if args.loss == "wgan":  # the critic must stay (softly) 1-Lipschitz
+        d_loss = d_loss + losses.gradient_penalty(D, real, fake, args.gp)
+    kit.optimizer_step(opt_d, d_loss)
+
+    # G step: the same fakes through the updated D, now with the graph back into G.
+    g_loss = losses.g_loss(D(fake), args.loss)
+    kit.optimizer_step(opt_g, g_loss)
+    return {"d_loss": d_loss, "g_loss": g_loss}
+
+
 def main(argv=None):
     parser = kit.parser(__doc__)
     parser.add_argument("--data", default="mnist", metavar="PATH|NAME",
@@ -69,23 +86,8 @@ def main(argv=None):
 
     for step, (real, _) in run.batches(data):
         real = real.to(run.device)                                # N x 1 x 28 x 28
-        fake = G(torch.randn(real.shape[0], NZ, device=run.device))
-
-        # D step: real up, fake down. fake.detach() cuts the graph, so this step leaves G alone.
-        d_loss = losses.d_loss(D(real), D(fake.detach()), args.loss)
-        if args.loss == "wgan":  # the critic must stay (softly) 1-Lipschitz
-            d_loss = d_loss + losses.gradient_penalty(D, real, fake, args.gp)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        # G step: the same fakes through the updated D, now with the graph back into G.
-        g_loss = losses.g_loss(D(fake), args.loss)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-
-        run.log(d_loss=d_loss, g_loss=g_loss)
+        z = torch.randn(real.shape[0], NZ, device=run.device)     # fresh noise every step
+        run.log(**train_step(G, D, opt_g, opt_d, real, z, args))
         if run.sample_due:
             save_grid(kit.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
     return run.exit_code

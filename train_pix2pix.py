@@ -30,6 +30,7 @@ Examples:
     python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate photos/   # or a file
     python train_pix2pix.py --init-from facades_label2photo.pth --translate labels/   # published weights
 """
+import contextlib
 from pathlib import Path
 
 import torch
@@ -42,6 +43,40 @@ from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_prec
 from minigan.nets import PatchGAN, PoolDiscriminator64, PoolUNet64, ToyUNet, UNet256, load_reference
 
 MULTIPLE = {"unet256": 256, "toy": 8, "pool64": 16}  # G's accepted sizes: multiples of these
+
+
+def train_step(G, D, opt_g, opt_d, real_a, real_b, args, autocast=contextlib.nullcontext, scaler=None):
+    """One pix2pix step on a batch of pairs, inputs real_a and targets real_b (N x 3 x S x S): D's
+    step, then G's. `args` gives --loss and --lambda-l1; autocast and scaler come from --amp. Returns
+    the losses."""
+    with autocast():
+        fake_b = G(real_a)
+    logged = {}
+
+    # D step: maximize log D(x, y) + log(1 - D(x, G(x))); the fake is detached, G stays fixed.
+    if args.loss != "l1":
+        with autocast():
+            d_loss = losses.d_loss(D(torch.cat([real_a, real_b], 1)),                # N x 6 x S x S
+                                   D(torch.cat([real_a, fake_b.detach()], 1)))       # (halved inside)
+        kit.optimizer_step(opt_d, d_loss, scaler)
+        logged["d_loss"] = d_loss
+
+    # G step: fool the updated D and stay close to the target in L1. D is frozen meanwhile: G's
+    # step needs no gradients for D's weights, only through D.
+    D.requires_grad_(False)
+    with autocast():
+        g_l1 = (fake_b - real_b).abs().mean()
+        g_loss = args.lambda_l1 * g_l1 if args.loss != "gan" else 0.0
+        if args.loss != "l1":
+            g_gan = losses.g_loss(D(torch.cat([real_a, fake_b], 1)))
+            g_loss = g_loss + g_gan
+            logged["g_gan"] = g_gan
+    kit.optimizer_step(opt_g, g_loss, scaler)
+    D.requires_grad_(True)
+    if scaler is not None:
+        scaler.update()
+    logged["g_l1"] = g_l1
+    return logged
 
 
 def main(argv=None):
@@ -108,37 +143,7 @@ def main(argv=None):
 
     for step, (real_a, real_b) in run.batches(data):
         real_a, real_b = (t.to(run.device, memory_format=fmt) for t in (real_a, real_b))  # N x 3 x S x S
-        with autocast():
-            fake_b = G(real_a)
-        logged = {}
-
-        # D step: maximize log D(x, y) + log(1 - D(x, G(x))); the fake is detached, G stays fixed.
-        if args.loss != "l1":
-            with autocast():
-                d_loss = losses.d_loss(D(torch.cat([real_a, real_b], 1)),                # N x 6 x S x S
-                                       D(torch.cat([real_a, fake_b.detach()], 1)))       # (halved inside)
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(d_loss).backward()
-            scaler.step(opt_d)
-            logged["d_loss"] = d_loss
-
-        # G step: fool the updated D and stay close to the target in L1. D is frozen meanwhile: G's
-        # step needs no gradients for D's weights, only through D.
-        D.requires_grad_(False)
-        with autocast():
-            g_l1 = (fake_b - real_b).abs().mean()
-            g_loss = args.lambda_l1 * g_l1 if args.loss != "gan" else 0.0
-            if args.loss != "l1":
-                g_gan = losses.g_loss(D(torch.cat([real_a, fake_b], 1)))
-                g_loss = g_loss + g_gan
-                logged["g_gan"] = g_gan
-        opt_g.zero_grad(set_to_none=True)
-        scaler.scale(g_loss).backward()
-        scaler.step(opt_g)
-        scaler.update()
-        D.requires_grad_(True)
-        logged["g_l1"] = g_l1
-
+        logged = train_step(G, D, opt_g, opt_d, real_a, real_b, args, autocast, scaler)
         if run.epoch_end:  # how far G(x) is from y on the val split, in [-1, 1] pixel units
             logged.update(validate(G, val, run.device))
             tqdm.write(f"epoch {run.epoch}: val L1 {logged['val_l1']:.4f}, val PSNR {logged['val_psnr']:.2f} dB")

@@ -8,9 +8,9 @@ The kit drives the loop -- data (`minigan.data`) -> nets (`minigan.nets`) -> los
 test. `from minigan import kit` gives the names of `kit.run` directly (`kit.Run`, `kit.parser`, ...).
 """
 from .run import (CONV_LAYERS, NORM_LAYERS, SESSION_FLAGS, Parser, Run, SeededBatches, add_common_args,
-                  epoch_loader, generate, init_weights, linear_decay_lr, mix, parse_args, parser,
-                  pick_device, run_main, seed_everything, seed_worker)
+                  epoch_loader, generate, init_weights, linear_decay_lr, mix, optimizer_step, parse_args,
+                  parser, pick_device, run_main, seed_everything, seed_worker)
 
 __all__ = ["CONV_LAYERS", "NORM_LAYERS", "SESSION_FLAGS", "Parser", "Run", "SeededBatches", "add_common_args",
-           "epoch_loader", "generate", "init_weights", "linear_decay_lr", "mix", "parse_args", "parser",
-           "pick_device", "run_main", "seed_everything", "seed_worker"]
+           "epoch_loader", "generate", "init_weights", "linear_decay_lr", "mix", "optimizer_step", "parse_args",
+           "parser", "pick_device", "run_main", "seed_everything", "seed_worker"]
