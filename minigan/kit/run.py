@@ -24,6 +24,7 @@ generators continue from the checkpoint (dropout, noise, image pools), and the f
 its own generator. On CPU a resumed run therefore reproduces an uninterrupted one bit for bit.
 """
 import argparse
+import contextlib
 import json
 import random
 import signal
@@ -354,14 +355,56 @@ class Run:
 
 
 @torch.no_grad()
-def generate(G, x):
-    """G(x) for looking at, not training: no autograd graph, eval mode (batch norm on its running
-    statistics, so a sample does not depend on the rest of the batch; no dropout); G's mode is restored."""
+def generate(G, x, training=False, seed=0):
+    """G(x) for looking at, not training: no autograd graph; G's mode is restored afterwards.
+
+    training=False, the usual look: eval mode, i.e. batch norm on its running statistics (a sample
+    does not depend on the rest of the batch) and no dropout.
+
+    training=True: G computes as in a training step, batch norm on the statistics of x itself and
+    dropout on. That is how pix2pix runs its generator at test time (Isola et al. 2017, sec. 3.3).
+    Two things a training step would change stay as they were. Batch norm's running statistics:
+    they are copied before and put back after, so val/test images never leak into them. And torch's
+    random generators: dropout draws from generators seeded with `seed` inside `seeded_rng`, so the
+    training run's random stream, and with it exact resume, is untouched, and the same x always gives
+    the same picture.
+
+    >>> G = nn.Sequential(nn.BatchNorm1d(1), nn.Dropout(0.5))      # running mean 0, variance 1
+    >>> x = torch.tensor([[1.0], [3.0], [5.0]])
+    >>> generate(G, x).view(-1)                  # eval: (x - 0) / 1, no dropout
+    tensor([1.0000, 3.0000, 5.0000])
+    >>> generate(G, x, training=True).view(-1)   # x's mean 3, std 1.63: -1.22, 0, 1.22; dropped or x2
+    tensor([-0.0000, -0.0000, 2.4495])
+    >>> G[0].running_mean, G.training            # as they were
+    (tensor([0.]), True)
+    """
     was_training = G.training
-    G.eval()
-    y = G(x)
-    G.train(was_training)
-    return y
+    if not training:
+        try:
+            return G.eval()(x)
+        finally:
+            G.train(was_training)
+    buffers = [b.clone() for b in G.buffers()]  # batch norm's running statistics and counts
+    try:
+        with seeded_rng(x.device, seed):
+            return G.train()(x)
+    finally:
+        for b, saved in zip(G.buffers(), buffers):
+            b.copy_(saved)
+        G.train(was_training)
+
+
+@contextlib.contextmanager
+def seeded_rng(device, seed):
+    """Inside: torch's CPU generator and `device`'s seeded with `seed`; after: both as they were."""
+    accelerator = device.type != "cpu"
+    with torch.random.fork_rng(devices=[device] if accelerator else [],
+                               device_type=device.type if accelerator else None):
+        torch.random.default_generator.manual_seed(seed)
+        if accelerator:
+            state = torch.Generator(device).manual_seed(seed).get_state()
+            torch.get_device_module(device.type).set_rng_state(state, device)
+        yield
 
 
 # --- one optimizer step ---

@@ -376,3 +376,37 @@ def test_plot_losses_draws_each_line(tmp_path):
     colors = {tuple(c) for c in np.asarray(image).reshape(-1, 3).tolist()}
     assert (31, 119, 180) in colors and (255, 127, 14) in colors
     assert Image.open(plot_losses([], tmp_path / "empty.png")).size == (800, 450)
+
+
+# --- looking at a generator ---
+
+def test_generate_in_eval_and_in_training_mode():
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 2))
+    G(torch.randn(16, 4))  # running statistics away from (0, 1)
+    x = torch.randn(6, 4)
+    buffers, state = [b.clone() for b in G.buffers()], torch.get_rng_state()
+    with torch.no_grad():
+        expected_eval = G.eval()(x)
+        torch.manual_seed(5)
+        expected_train = G.train()(x)  # batch statistics of x and dropout, from seed 5
+    for b, saved in zip(G.buffers(), buffers):  # undo the running-statistics update of that call
+        b.copy_(saved)
+    torch.set_rng_state(state)
+
+    assert torch.equal(kit.generate(G, x), expected_eval) and G.training
+    y = kit.generate(G, x, training=True, seed=5)
+    assert torch.equal(y, expected_train) and not y.requires_grad
+    assert not torch.equal(y, kit.generate(G, x, training=True, seed=6))  # other dropout masks
+    assert torch.equal(y, kit.generate(G.eval(), x, training=True, seed=5)) and not G.training  # mode restored
+    # neither the running statistics nor the training run's random stream moved
+    assert all(torch.equal(b, saved) for b, saved in zip(G.buffers(), buffers))
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_generate_restores_the_mode_when_G_fails():
+    G = nn.Sequential(nn.BatchNorm1d(3))
+    for training in (False, True):
+        with pytest.raises(RuntimeError):
+            kit.generate(G, torch.randn(2, 5), training=training)  # 5 features for 3 channels
+        assert G.training and G[0].num_batches_tracked == 0
