@@ -104,9 +104,11 @@ def parser(doc):
     return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, checkpoint_every=1000,
-                    epochs_help="passes over the data"):
-    """The flags every script has. The script passes its paper's defaults, with the citation."""
+def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None, sample_every=500,
+                    checkpoint_every=1000):
+    """The flags every script has. The script passes its paper's defaults, with the citation.
+    `epochs_decay` (pix2pix, CycleGAN) adds --epochs-decay: --epochs at the initial LR, then that
+    many more decaying it (see linear_decay_lr)."""
     g = parser.add_argument_group("run (shared by every minigan script)")
     g.add_argument("--out", type=Path, metavar="DIR",
                    help="run directory (default: runs/<script>-<data>-<time>/, or the resumed checkpoint's)")
@@ -123,8 +125,15 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, sample_every=500, 
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     g.add_argument("--workers", type=int, default=0, metavar="N",
                    help="DataLoader worker processes (default: 0)")
-    g.add_argument("--epochs", type=int, default=epochs, metavar="N",
-                   help=f"{epochs_help} (default: {epochs})")
+    if epochs_decay is None:
+        g.add_argument("--epochs", type=int, default=epochs, metavar="N",
+                       help=f"passes over the data (default: {epochs})")
+    else:  # the reference's n_epochs and n_epochs_decay
+        g.add_argument("--epochs", type=int, default=epochs, metavar="N",
+                       help=f"epochs at the initial LR, then --epochs-decay more (default: {epochs})")
+        g.add_argument("--epochs-decay", type=int, default=epochs_decay, metavar="N",
+                       help=f"after --epochs, this many more with the LR decaying linearly to 0, the last "
+                       f"epoch at 0 as in the reference code (default: {epochs_decay})")
     g.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after this many steps in total, e.g. for a smoke run")
     g.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
@@ -142,8 +151,9 @@ def parse_args(parser, argv=None):
     """(args, checkpoint or None). With --resume/--checkpoint the checkpoint's saved arguments become
     the defaults, so the run continues with its own config; flags given now still win."""
     args = parser.parse_args(argv)
-    for name in ("batch_size", "epochs", "sample_every", "checkpoint_every", "max_steps", "threads", "workers"):
-        value, least = getattr(args, name, None), 0 if name == "workers" else 1
+    for name in ("batch_size", "epochs", "epochs_decay", "sample_every", "checkpoint_every", "max_steps",
+                 "threads", "workers"):
+        value, least = getattr(args, name, None), 0 if name in ("workers", "epochs_decay") else 1
         if value is not None and value < least:
             parser.error(f"--{name.replace('_', '-')} must be at least {least}, got {value}")
     source = args.resume or args.checkpoint
@@ -432,9 +442,23 @@ def optimizer_step(optimizer, loss, scaler=None):
 # --- schedules ---
 
 def linear_decay_lr(optimizer, epochs, epochs_decay):
-    """CycleGAN's schedule (Zhu et al. 2017, sec. 4): the initial LR for `epochs` epochs, then linearly
-    towards 0 over `epochs_decay` more; call `.step()` once per epoch. As in the reference code the
-    factor for epoch e (0-based) is  1 - max(0, e + 1 - epochs) / (epochs_decay + 1).
+    """The reference code's linear LR policy, epoch for epoch: constant, then linearly to 0 over
+    `epochs_decay` more epochs; call `.step()` at the end of every epoch.
+
+    CycleGAN's paper (Zhu et al. 2017, sec. 4) keeps "the same learning rate for the first 100 epochs"
+    and decays it "linearly ... to zero over the next 100"; the reference code trains pix2pix with
+    the same schedule (n_epochs 100, n_epochs_decay 100, lr_policy linear). The reference implementation
+    (pytorch-CycleGAN-and-pix2pix, `get_scheduler` in models/networks.py, called from train.py)
+    steps its scheduler at the *start* of every epoch, the first one included, so its epoch k
+    (1-based) runs at  1 - max(0, k + 1 - n_epochs) / (n_epochs_decay + 1).  We follow that sequence,
+    not the prose, because the published results come from it: stepping at the end of each epoch
+    instead, our 0-based epoch e = k - 1 runs at
+
+        factor(e) = 1 - max(0, e + 2 - epochs) / (epochs_decay + 1)
+
+    With 100 + 100 that is epochs 0..98 at the full LR, epoch 99 at 100/101, ..., epoch 198 at 1/101
+    and the last, epoch 199, at 0: 99 full epochs, not 100, and the factors sum to 149, not 150.
+    (With epochs_decay 0 the last epoch runs at 0 too, as in the reference.)
 
     >>> opt = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=1.0)
     >>> sched = linear_decay_lr(opt, epochs=2, epochs_decay=3)
@@ -442,10 +466,10 @@ def linear_decay_lr(optimizer, epochs, epochs_decay):
     >>> for _ in range(5):
     ...     lrs.append(round(opt.param_groups[0]["lr"], 3)); opt.step(); sched.step()
     >>> lrs
-    [1.0, 1.0, 0.75, 0.5, 0.25]
+    [1.0, 0.75, 0.5, 0.25, 0.0]
     """
-    def factor(epoch):
-        return 1.0 - max(0, epoch + 1 - epochs) / (epochs_decay + 1)
+    def factor(epoch):  # 0 from the last epoch on (the step after it would go below 0)
+        return max(0.0, 1.0 - max(0, epoch + 2 - epochs) / (epochs_decay + 1))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

@@ -220,7 +220,7 @@ def toy_main(argv):
     run = kit.Run("toy", args, ckpt, data_name="toy")
     net = nn.Sequential(nn.Linear(3, args.width), nn.Dropout(0.5), nn.Linear(args.width, 1))
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    sched = kit.linear_decay_lr(opt, 1, 2)
+    sched = kit.linear_decay_lr(opt, 2, 2)  # epochs at 1, 2/3, 1/3 (then 0) of the LR
     pool = ImagePool(4)
     run.track(net=net, opt=opt, sched=sched, pool=pool)
     samples = []
@@ -356,18 +356,42 @@ def test_image_pool_state_dict_checks_size():
 
 # --- LR schedule, plot ---
 
-@given(st.integers(1, 20), st.integers(0, 20))
-def test_linear_decay_values(epochs, epochs_decay):
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+def epoch_lrs(epochs, epochs_decay, lr=2.0, n=None):
+    """The LR of each epoch under kit.linear_decay_lr, stepped at each epoch's end as the scripts do."""
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=lr)
     sched = kit.linear_decay_lr(opt, epochs, epochs_decay)
     lrs = []
-    for _ in range(epochs + epochs_decay):
+    for _ in range(n or epochs + epochs_decay):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step(), sched.step()
-    assert lrs[:epochs] == [2.0] * epochs  # constant ...
-    decay = lrs[epochs:]
-    expected = [2.0 * (epochs_decay - i) / (epochs_decay + 1) for i in range(epochs_decay)]
-    assert decay == pytest.approx(expected)  # ... then linear, one step of 2/(decay+1) per epoch
+    return lrs
+
+
+def test_linear_decay_is_the_references_sequence_for_100_plus_100():
+    # By hand from the reference (scheduler stepped at the start of every epoch, epoch_count 1):
+    # 1-based epoch k runs at 1 - max(0, k + 1 - 100) / 101, so k = 1..99 at 1, k = 100 at 100/101,
+    # k = 101 at 99/101, ..., k = 199 at 1/101, k = 200 at 0.
+    lrs = epoch_lrs(100, 100, lr=1.0, n=202)
+    assert lrs[:99] == [1.0] * 99
+    table = {99: 100 / 101, 100: 99 / 101, 101: 98 / 101, 149: 50 / 101, 198: 1 / 101, 199: 0.0}
+    assert {e: lrs[e] for e in table} == pytest.approx(table, abs=1e-12)
+    assert lrs[200:] == [0.0, 0.0]  # after the last epoch: 0, never negative
+    assert sum(lrs[:200]) == pytest.approx(149.0)  # in units of the initial LR (the paper's prose: 150)
+
+
+def test_linear_decay_small_tables():
+    assert epoch_lrs(2, 3) == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0])
+    assert epoch_lrs(1, 2) == pytest.approx([4 / 3, 2 / 3, 0.0])
+    assert epoch_lrs(3, 0) == [2.0, 2.0, 0.0]  # as in the reference, the last epoch runs at 0
+
+
+@given(st.integers(1, 20), st.integers(0, 20))
+def test_linear_decay_values(epochs, epochs_decay):
+    lrs = epoch_lrs(epochs, epochs_decay)
+    assert lrs[:epochs - 1] == [2.0] * (epochs - 1)  # constant for all but the last of --epochs ...
+    expected = [2.0 * (epochs_decay - i) / (epochs_decay + 1) for i in range(epochs_decay + 1)]
+    assert lrs[epochs - 1:] == pytest.approx(expected)  # ... then one step of 2/(decay+1) per epoch, to 0
+    assert lrs[-1] == 0.0
 
 
 def test_plot_losses_draws_each_line(tmp_path):

@@ -19,6 +19,19 @@ def link_subset(source, dest, counts):
     return dest
 
 
+def record_lrs(monkeypatch, script):
+    """Wrap `script.train_step` so that each call first records the LR of every optimizer passed to
+    it; returns the list it fills, one tuple per step."""
+    lrs, step = [], script.train_step
+
+    def recording(*args, **kwargs):
+        optimizers = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.optim.Optimizer)]
+        lrs.append(tuple(o.param_groups[0]["lr"] for o in optimizers))
+        return step(*args, **kwargs)
+    monkeypatch.setattr(script, "train_step", recording)
+    return lrs
+
+
 def read_log(folder):
     """The rows of a run's losses.jsonl."""
     return [json.loads(line) for line in (Path(folder) / "losses.jsonl").read_text().splitlines()]

@@ -17,7 +17,8 @@ from minigan.nets.resnet_generator import ResnetGenerator
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_cyclegan  # noqa: E402
-from script_checks import assert_same_state, assert_translated, link_subset, read_log as log  # noqa: E402
+from script_checks import (assert_same_state, assert_translated, link_subset, read_log as log,  # noqa: E402
+                           record_lrs)
 
 TRACKED = ["G_AB", "G_BA", "D_A", "D_B", "opt_g", "opt_d", "sched_g", "sched_d", "pool_a", "pool_b"]
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ def train(data, out, *flags):
 
 
 def test_train_schedule_resume_and_translate(horses, tmp_path):
-    # 3 epochs of 3 steps: 1 at the initial LR, then 2 decaying (factors 2/3, 1/3, then 0); pools of 2
+    # 3 epochs of 3 steps, --epochs 1 --epochs-decay 2: factors 2/3, 1/3, 0 (then 0); pools of 2
     # fakes, full from step 2 on, so that the resumed run needs the saved pools
     flags = ["--epochs", "1", "--epochs-decay", "2", "--pool-size", "2"]
     straight = tmp_path / "straight"
@@ -62,7 +63,7 @@ def test_train_schedule_resume_and_translate(horses, tmp_path):
     split = tmp_path / "split"
     assert train(horses, split, *flags, "--max-steps", "4") == 0
     half = checkpoint.load_checkpoint(split)
-    assert half["step"] == 4 and half["state"]["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 2 / 3)
+    assert half["step"] == 4 and half["state"]["opt_g"]["param_groups"][0]["lr"] == pytest.approx(2e-4 / 3)
     assert train_cyclegan.main(["--resume", str(split), "--max-steps", "9"]) == 0
     assert log(split) == rows
     assert_same_state(final, checkpoint.load_checkpoint(split), TRACKED)
@@ -77,6 +78,15 @@ def test_train_schedule_resume_and_translate(horses, tmp_path):
     G_BA = ResnetGenerator(ngf=8, n_blocks=2)
     G_BA.load_state_dict(final["state"]["G_BA"])
     assert_translated(G_BA.eval(), inputs[0], outputs[0])
+
+
+def test_lr_schedule_per_epoch(horses, tmp_path, monkeypatch):
+    # one image per domain, so an epoch is one step; --epochs 2 --epochs-decay 3 by hand from the
+    # reference's rule (1-based epoch k at 1 - max(0, k + 1 - 2) / 4): 1, 3/4, 2/4, 1/4, 0
+    one = link_subset(horses, tmp_path / "one", {"trainA": 1, "trainB": 1, "testA": 1, "testB": 1})
+    lrs = record_lrs(monkeypatch, train_cyclegan)
+    assert train(one, tmp_path / "run", "--epochs", "2", "--epochs-decay", "3") == 0
+    assert [g for g, d in lrs] == [d for g, d in lrs] == pytest.approx([2e-4 * f for f in (1, 0.75, 0.5, 0.25, 0)])
 
 
 def test_translate_with_the_reference_weights(reference_dir, horses, tmp_path):
@@ -104,6 +114,8 @@ def test_flags_and_user_mistakes(horses, tmp_path):
         (row,) = log(tmp_path / str(i))
         assert all(torch.isfinite(torch.tensor(v)) for v in row.values())
         assert ("g_idt" in row) == ("--lambda-identity" not in flags)
+    args = checkpoint.load_checkpoint(tmp_path / "0")["args"]
+    assert (args["epochs"], args["epochs_decay"]) == (100, 100)  # the paper's 100 + 100
     with pytest.raises(MiniganError, match="multiple of 4"):
         train(horses, tmp_path / "x", "--image-size", "30")
     with pytest.raises(MiniganError, match="--translate needs trained weights"):

@@ -16,7 +16,8 @@ from minigan.nets.unet import ToyUNet, UNet256
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_pix2pix  # noqa: E402
-from script_checks import assert_same_state, assert_translated, link_subset, read_log as log  # noqa: E402
+from script_checks import (assert_same_state, assert_translated, link_subset, read_log as log,  # noqa: E402
+                           record_lrs)
 pytestmark = pytest.mark.slow
 
 SMALL_NETS = ["--generator", "toy", "--image-size", "32", "--ngf", "8", "--ndf", "8", "--n-layers-d", "2"]
@@ -36,8 +37,8 @@ def train(data, out, *flags):
 
 
 def test_train_validate_resume_and_translate(facades, tmp_path):
-    straight = tmp_path / "straight"
-    assert train(facades, straight, "--epochs", "2") == 0
+    straight = tmp_path / "straight"  # 2 epochs at the initial LR, the second of them at 1/2 of it
+    assert train(facades, straight, "--epochs", "2", "--epochs-decay", "1", "--max-steps", "6") == 0
     rows = log(straight)
     assert [r["step"] for r in rows] == list(range(6))
     for r in rows:  # losses every step; val L1 and PSNR at each epoch's end
@@ -52,11 +53,11 @@ def test_train_validate_resume_and_translate(facades, tmp_path):
 
     # stopped in the middle of epoch 1, resumed: the same losses and metrics, bit for bit the same state
     split = tmp_path / "split"
-    assert train(facades, split, "--epochs", "2", "--max-steps", "4") == 0
+    assert train(facades, split, "--epochs", "2", "--epochs-decay", "1", "--max-steps", "4") == 0
     assert train_pix2pix.main(["--resume", str(split), "--max-steps", "6", "--threads", "1"]) == 0
     assert log(split) == rows
     final = checkpoint.load_checkpoint(straight)
-    assert_same_state(final, checkpoint.load_checkpoint(split), ["G", "D", "opt_g", "opt_d"])
+    assert_same_state(final, checkpoint.load_checkpoint(split), ["G", "D", "opt_g", "opt_d", "sched_g", "sched_d"])
 
     # --translate with the checkpoint: one output per input, at the input's size (512x256 A|B files)
     test_files = sorted((facades / "test").iterdir())
@@ -70,6 +71,15 @@ def test_train_validate_resume_and_translate(facades, tmp_path):
     assert_translated(G.eval(), test_files[0], outputs[0])
 
 
+def test_lr_schedule_per_epoch(facades, tmp_path, monkeypatch):
+    # one training pair, so an epoch is one step; --epochs 2 --epochs-decay 3 by hand from the
+    # reference's rule (1-based epoch k at 1 - max(0, k + 1 - 2) / 4): 1, 3/4, 2/4, 1/4, 0
+    one = link_subset(facades, tmp_path / "one", {"train": 1, "val": 1})
+    lrs = record_lrs(monkeypatch, train_pix2pix)
+    assert train(one, tmp_path / "run", "--epochs", "2", "--epochs-decay", "3") == 0
+    assert [g for g, d in lrs] == [d for g, d in lrs] == pytest.approx([2e-4 * f for f in (1, 0.75, 0.5, 0.25, 0)])
+
+
 def test_losses_and_nets(facades, tmp_path):
     # L1 alone trains no D; the GAN alone still reports L1; the course's avg-pool nets at 64; U-Net-256
     # with instance norm at 256; --amp ignored on CPU, --channels-last
@@ -81,8 +91,9 @@ def test_losses_and_nets(facades, tmp_path):
         (row,) = log(tmp_path / name)
         assert all(np.isfinite(v) for v in row.values())
         assert ("d_loss" in row) == ("g_gan" in row) == (name != "l1")
-    l1_only = checkpoint.load_checkpoint(tmp_path / "l1")["state"]["opt_d"]["state"]
-    assert l1_only == {}  # D never stepped
+    l1_only = checkpoint.load_checkpoint(tmp_path / "l1")
+    assert l1_only["state"]["opt_d"]["state"] == {}  # D never stepped
+    assert (l1_only["args"]["epochs"], l1_only["args"]["epochs_decay"]) == (100, 100)  # the reference's
 
 
 def test_translate_with_the_reference_weights(reference_dir, facades, tmp_path):
