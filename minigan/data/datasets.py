@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import MiniganError
-from .images import from_pil, image_files, load_image
+from .images import EXTENSIONS, from_pil, image_files, load_image
 
 # ----------------------------------------------------------------------------------------------
 # Transforms
@@ -67,12 +67,21 @@ def transform(img, load_size=286, crop_size=256, train=True, params=None, genera
 
 
 def center_square(img, size):
-    """Resize the shorter side to `size` (bicubic), then cut the centre size x size square (DCGAN)."""
+    """The DCGAN tutorial's Resize(size) then CenterCrop(size), computed as torchvision does on a PIL
+    image: the shorter side to `size` and the longer to int(size * long / short) (truncated), with
+    Pillow's bilinear filter (which, shrinking, averages over the whole footprint); then the
+    size x size square at offset round((side - size) / 2) (Python's round: halves go to even).
+
+    >>> center_square(Image.new("RGB", (259, 173)), 64).size     # via 95x64, cut at left = round(15.5) = 16
+    (64, 64)
+    """
     w, h = img.size
-    scale = size / min(w, h)
-    w, h = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((w, h), Image.BICUBIC)
-    left, top = (w - size) // 2, (h - size) // 2
+    if w <= h:
+        w, h = size, int(size * h / w)
+    else:
+        w, h = int(size * w / h), size
+    img = img.resize((w, h), Image.BILINEAR)
+    left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
     return img.crop((left, top, left + size, top + size))
 
 
@@ -88,7 +97,7 @@ def _images_in(folder, what):
         raise MiniganError(f"{what}: folder not found: {folder}")
     files = image_files(folder)
     if not files:
-        raise MiniganError(f"{what}: no images (.jpg .jpeg .png .bmp .webp) in {folder}")
+        raise MiniganError(f"{what}: no images ({EXTENSIONS}) in {folder}")
     return files
 
 

@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from tqdm import tqdm
 
 from ..errors import MiniganError
-from .images import image_files
+from .images import EXTENSIONS, image_files
 
 CYCLEGAN_URL = os.environ.get("MINIGAN_CYCLEGAN_URL", "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets")
 PIX2PIX_URL = os.environ.get("MINIGAN_PIX2PIX_URL", "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets")
@@ -85,7 +85,7 @@ def layout_problem(path, layout):
         missing = [n for n in MNIST_MD5 if not any((f / n).is_file() or (f / n[:-3]).is_file() for f in folders)]
         return f"{path} lacks the MNIST idx files {', '.join(missing)}" if missing else None
     if layout == "folder":
-        return None if _has_images(path) else f"{path} holds no images (.jpg .jpeg .png .bmp .webp)"
+        return None if _has_images(path) else f"{path} holds no images ({EXTENSIONS})"
     if layout == "paired":
         if (path / "trainA").is_dir():
             return f"{path} has the unpaired layout (trainA/ trainB/), not the paired train/ val/ test/ of A|B images"

@@ -36,7 +36,10 @@ from PIL import Image
 
 from ..errors import MiniganError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# The reference code's list (data/image_folder.py: jpg jpeg png ppm bmp tif tiff, either case), so a
+# folder it trains on trains here too, plus .webp, which Pillow also reads.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
+EXTENSIONS = " ".join(IMAGE_EXTENSIONS)  # for messages: "no images (.jpg .jpeg ...) in ..."
 MODES = {1: "L", 3: "RGB"}  # channels -> PIL mode
 
 

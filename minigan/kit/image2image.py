@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MiniganError
-from ..data.images import from_pil, image_files, load_image, save_image
+from ..data.images import EXTENSIONS, from_pil, image_files, load_image, save_image
 from .run import generate
 
 LOAD, CROP = 286, 256  # resize to 286, random crop 256: the papers' jitter
@@ -41,7 +41,7 @@ def translate_files(G, args, ckpt, folder, multiple, device):
     source = Path(args.translate)
     files = [source] if source.is_file() else image_files(source)
     if not files:
-        raise MiniganError(f"--translate {source}: no images (.jpg .jpeg .png .bmp .webp) there")
+        raise MiniganError(f"--translate {source}: no images ({EXTENSIONS}) there")
     for path in files:
         x = from_pil(load_image(path)).unsqueeze(0).to(device)              # 1 x 3 x H x W
         h, w = x.shape[-2:]

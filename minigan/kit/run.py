@@ -170,7 +170,13 @@ def parse_args(parser, argv=None):
 def epoch_loader(dataset, batch_size, seed, epoch, skip=0, workers=0, pin_memory=False):
     """The batches of one epoch, a function of (seed, epoch) only; `skip` drops the first ones.
 
-    The last incomplete batch is dropped (every step sees `batch_size` images).
+    The last incomplete batch is dropped, on purpose: every step sees `batch_size` images. A batch of
+    a few leftovers would give batch norm the statistics of a handful of images and, Adam's step size
+    being nearly independent of the gradient's scale, move the weights as far as a full batch does.
+    The reference code and the DCGAN tutorial keep that batch; at their batch size 1 (pix2pix,
+    CycleGAN) nothing is dropped, at DCGAN's 128 at most 127 images an epoch sit out, different ones
+    each epoch (the order is reshuffled). An epoch is thus len(dataset) // batch_size steps, which
+    the resume arithmetic (step -> epoch and batch) rests on.
 
     >>> data = torch.arange(10)
     >>> full = [b.tolist() for b in epoch_loader(data, 3, seed=0, epoch=0)]

@@ -74,6 +74,19 @@ def test_center_square():
     assert np.all(np.abs(np.array(out).astype(int) - [255, 0, 0]).max(axis=2)[:, 1:-1] <= 2)
 
 
+def test_center_square_is_the_dcgan_tutorials_resize_and_crop(data_root):
+    # A real photo cut to 259x173 (and turned to 173x259), by hand the tutorial's way: Resize(64) makes
+    # the short side 64 and the long int(64 * 259 / 173) = int(95.8) = 95 (bilinear); CenterCrop(64)
+    # starts at round((95 - 64) / 2) = round(15.5) = 16.
+    photo = Image.open(sorted((data_root / "facades" / "val").iterdir())[0]).convert("RGB")
+    wide = photo.crop((0, 0, 259, 173))
+    expected = np.asarray(wide.resize((95, 64), Image.BILINEAR).crop((16, 0, 80, 64)))
+    assert np.array_equal(np.asarray(center_square(wide, 64)), expected)
+    tall = wide.transpose(Image.TRANSPOSE)
+    expected = np.asarray(tall.resize((64, 95), Image.BILINEAR).crop((0, 16, 64, 80)))
+    assert np.array_equal(np.asarray(center_square(tall, 64)), expected)
+
+
 # ----------------------------------------------------------------------------------------------
 # PairedImages: a synthetic A|B where B = 255 - A must survive every crop and flip
 

@@ -96,16 +96,27 @@ def test_load_image_bad_files_name_the_file(tmp_path):
 
 
 def test_image_files_sorted_recursive_by_extension(tmp_path):
-    for rel in ["b.PNG", "a.jpg", "sub/c.jpeg", "sub/deeper/d.BMP", "e.webp", "notes.txt", "x.gif",
+    for rel in ["b.PNG", "a.jpg", "sub/c.jpeg", "sub/deeper/d.BMP", "e.webp", "notes.txt", "x.gif", "g.ppm", "h.TIF",
+                "i.tiff",
                 ".hidden.jpg", ".cache/f.jpg", "sub/._c.jpeg"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
     (tmp_path / "folder.jpg").mkdir()  # a folder with an image-like name is not a file
     names = [p.relative_to(tmp_path).as_posix() for p in image_files(tmp_path)]
-    assert names == ["a.jpg", "b.PNG", "e.webp", "sub/c.jpeg", "sub/deeper/d.BMP"]
+    assert names == ["a.jpg", "b.PNG", "e.webp", "g.ppm", "h.TIF", "i.tiff", "sub/c.jpeg", "sub/deeper/d.BMP"]
     assert image_files(tmp_path / "sub" / "deeper") == [tmp_path / "sub/deeper/d.BMP"]
     with pytest.raises(MiniganError, match="not found"):
         image_files(tmp_path / "nope")
+
+
+def test_the_references_lossless_formats_load(tmp_path):
+    # .ppm and .tif/.tiff are on the reference code's list of image extensions: found and decoded exactly
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for name in ("a.ppm", "b.tif", "c.TIFF"):
+        Image.fromarray(pixels).save(tmp_path / name)
+    files = image_files(tmp_path)
+    assert [f.name for f in files] == ["a.ppm", "b.tif", "c.TIFF"]
+    assert all(np.array_equal(np.asarray(load_image(f)), pixels) for f in files)
 
 
 def naive_grid(batch, nrow, padding):
