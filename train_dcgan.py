@@ -89,8 +89,12 @@ def main(argv=None):
         real = real.to(run.device)                                # N x C x 64 x 64
         z = torch.randn(real.shape[0], NZ, device=run.device)     # fresh noise every step
         run.log(**train_step(G, D, opt_g, opt_d, real, z))
-        if run.sample_due:
-            save_grid(kit.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
+        if run.sample_due:  # G in training mode, as the PyTorch DCGAN tutorial samples its fixed noise:
+            # batch norm on the statistics of the 64 fixed z's, the G that D is being trained against.
+            # Eval mode would use the running averages, which lag behind the weights while they move
+            # fast. (Unlike the tutorial, the sampling leaves those averages as they were.)
+            fake = kit.generate(G, fixed_z, training=True)
+            save_grid(fake, run.path(f"samples/step{step + 1:07d}.png"))
     return run.exit_code
 
 

@@ -39,7 +39,10 @@ def train_step(G, D, opt_g, opt_d, real, z, args):
         d_loss = d_loss + losses.gradient_penalty(D, real, fake, args.gp)
     kit.optimizer_step(opt_d, d_loss)
 
-    # G step: the same fakes through the updated D, now with the graph back into G.
+    # G step: the same fakes through the updated D, now with the graph back into G. The course's
+    # code draws a fresh batch of noise for this step; reusing D's fakes (as the PyTorch DCGAN
+    # tutorial does) gives a gradient with the same expectation, both z's coming from N(0, I), and
+    # saves a forward pass of G.
     g_loss = losses.g_loss(D(fake), args.loss)
     kit.optimizer_step(opt_g, g_loss)
     return {"d_loss": d_loss, "g_loss": g_loss}
@@ -88,7 +91,7 @@ def main(argv=None):
         real = real.to(run.device)                                # N x 1 x 28 x 28
         z = torch.randn(real.shape[0], NZ, device=run.device)     # fresh noise every step
         run.log(**train_step(G, D, opt_g, opt_d, real, z, args))
-        if run.sample_due:
+        if run.sample_due:  # G has no batch norm and no dropout: eval and training mode draw the same
             save_grid(kit.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
     return run.exit_code
 

@@ -49,7 +49,10 @@ def interpolation(n_pairs, steps, nz, seed):
 @torch.no_grad()
 def write_grids(G, args, ckpt, folder, nz, device, steps=10):
     """`--sample N` / `--interpolate N` of a noise-to-image script: grids from the checkpoint's G.
-    Returns the paths written."""
+    Returns the paths written. G runs in eval mode (batch norm on its running statistics), so each
+    picture is its own, whatever else is in the grid: the frames of a latent walk would otherwise
+    share batch statistics, and --sample 1 would have none. (The training grids of DCGAN use
+    training mode, the tutorial's; by the end of a run the running statistics have caught up.)"""
     if ckpt is None:
         raise MiniganError("--sample/--interpolate need a trained generator: pass --checkpoint PATH "
                            "(a checkpoint.pt or its run directory)")

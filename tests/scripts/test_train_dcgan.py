@@ -3,12 +3,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from minigan import kit
-from minigan.kit import checkpoint
+from minigan.data.images import make_grid, to_pil
+from minigan.kit import checkpoint, latent
+from minigan.nets import DCGANGenerator
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
@@ -31,6 +34,14 @@ def test_anime_faces_run_and_exact_resume(data_root, tmp_path):
     grid = Image.open(straight / "samples" / "step0000004.png")
     assert grid.size == (8 * 66 + 2, 8 * 66 + 2) and grid.mode == "RGB"
     assert (straight / "losses.png").exists() and len(log(straight)) == 4
+    # the last grid is the final G in training mode on the 64 fixed z's (batch statistics), not eval mode
+    G = DCGANGenerator(ngf=8)
+    G.load_state_dict(checkpoint.load_checkpoint(straight)["state"]["G"])
+    z = latent.fixed_noise(64, train_dcgan.NZ, seed=0)
+    pixels = np.asarray(grid, dtype=int)
+    for training, same in ((True, True), (False, False)):
+        expected = np.asarray(to_pil(make_grid(kit.generate(G, z, training=training))), dtype=int)
+        assert (np.abs(pixels - expected).max() <= 1) == same  # (float32 sums may differ by one level)
 
     split = tmp_path / "split"
     assert train(faces, split, "--max-steps", "2") == 0
