@@ -1,16 +1,18 @@
 """The training kit the four `train_*.py` scripts share: the run itself (`run`: device, seeds, init,
 flags, the data order, logging, exact resume), checkpoints written atomically (`checkpoint`), loss
-plots (`plot`), CycleGAN's image pool (`image_pool`), and the after-training tools for noise-to-image
-(`latent`) and image-to-image (`image2image`) scripts.
+plots (`plot`), several processes under torchrun (`distributed`), CycleGAN's image pool
+(`image_pool`), and the after-training tools for noise-to-image (`latent`) and image-to-image
+(`image2image`) scripts.
 
 The kit drives the loop -- data (`minigan.data`) -> nets (`minigan.nets`) -> losses (`minigan.losses`)
 -> optimizer steps -- while each GAN's step stays visible in its script. It imports no script and no
 test. `from minigan import kit` gives the names of `kit.run` directly (`kit.Run`, `kit.parser`, ...).
 """
+from .distributed import is_main
 from .run import (CONV_LAYERS, NORM_LAYERS, SESSION_FLAGS, Parser, Run, SeededBatches, add_common_args,
                   epoch_loader, generate, init_weights, linear_decay_lr, mix, optimizer_step, parse_args,
                   parser, pick_device, run_main, seed_everything, seed_worker)
 
 __all__ = ["CONV_LAYERS", "NORM_LAYERS", "SESSION_FLAGS", "Parser", "Run", "SeededBatches", "add_common_args",
-           "epoch_loader", "generate", "init_weights", "linear_decay_lr", "mix", "optimizer_step", "parse_args",
+           "epoch_loader", "generate", "init_weights", "is_main", "linear_decay_lr", "mix", "optimizer_step", "parse_args",
            "parser", "pick_device", "run_main", "seed_everything", "seed_worker"]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..errors import MiniganError
 from ..data.images import EXTENSIONS, from_pil, image_files, load_image, save_image
+from .distributed import is_main
 from .run import generate
 
 LOAD, CROP = 286, 256  # resize to 286, random crop 256: the papers' jitter
@@ -42,6 +43,8 @@ def translate_files(G, args, ckpt, folder, multiple, device):
     files = [source] if source.is_file() else image_files(source)
     if not files:
         raise MiniganError(f"--translate {source}: no images ({EXTENSIONS}) there")
+    if not is_main():  # under torchrun: once, by rank 0
+        return
     for path in files:
         x = from_pil(load_image(path)).unsqueeze(0).to(device)              # 1 x 3 x H x W
         h, w = x.shape[-2:]

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import MiniganError
 from ..data.images import save_grid
+from .distributed import is_main
 from .run import generate
 
 
@@ -57,6 +58,8 @@ def write_grids(G, args, ckpt, folder, nz, device, steps=10):
         raise MiniganError("--sample/--interpolate need a trained generator: pass --checkpoint PATH "
                            "(a checkpoint.pt or its run directory)")
     written = []
+    if not is_main():  # under torchrun: once, by rank 0
+        return written
     if args.sample:
         path = folder / f"samples-step{ckpt['step']}-seed{args.seed}.png"
         z = fixed_noise(args.sample, nz, args.seed, device)  # drawn like the training grids' z

@@ -18,10 +18,11 @@ A script uses it like this (the GAN itself stays in the script, visible):
 
 Exact resume. A checkpoint stores the step count, so the epoch and the batch inside it follow. Each
 epoch's shuffle is a function of (seed, epoch) alone, and resuming skips the batches already done.
-Every batch is also loaded under its own seed (seed, epoch, batch), so random augmentations are the
-same whether the run was interrupted or not, with or without worker processes. The torch/numpy/python
-generators continue from the checkpoint (dropout, noise, image pools), and the fixed sample noise has
-its own generator. On CPU a resumed run therefore reproduces an uninterrupted one bit for bit.
+Every image is also loaded under its own seed (seed, epoch, index), so random augmentations are the
+same whether the run was interrupted or not, with or without worker processes, in whatever batch
+(and under torchrun in whatever process: distributed.py). The torch/numpy/python generators continue
+from the checkpoint (dropout, noise, image pools), and the fixed sample noise has its own generator.
+On CPU a resumed run therefore reproduces an uninterrupted one bit for bit.
 """
 import argparse
 import contextlib
@@ -41,7 +42,7 @@ from tqdm import tqdm
 from ..errors import MiniganError
 from ..layers.conv_transpose import ConvTranspose2d
 from ..layers.instance_norm import InstanceNorm2d, InstanceNormLeakyReLU
-from . import checkpoint
+from . import checkpoint, distributed
 from .plot import plot_losses
 
 # flags that belong to this invocation, not to the run: never taken back from a checkpoint
@@ -137,13 +138,17 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None,
     g.add_argument("--max-steps", type=int, metavar="N",
                    help="stop after this many steps in total, e.g. for a smoke run")
     g.add_argument("--batch-size", type=int, default=batch_size, metavar="N",
-                   help=f"images per step (default: {batch_size})")
+                   help=f"images per step and process (default: {batch_size}); with torchrun's N processes a "
+                   "step takes N times as many, and the learning rates are not rescaled for it")
     g.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default: {lr})")
     g.add_argument("--beta1", type=float, default=beta1, help=f"Adam beta1 (default: {beta1})")
     g.add_argument("--sample-every", type=int, default=sample_every, metavar="N",
                    help=f"write a sample grid every N steps, and at each epoch end (default: {sample_every})")
     g.add_argument("--checkpoint-every", type=int, default=checkpoint_every, metavar="N",
                    help=f"write checkpoint.pt every N steps, and at the end (default: {checkpoint_every})")
+    g.add_argument("--sync-bn", action="store_true",
+                   help="with torchrun on GPUs: batch norm over all processes' images (SyncBatchNorm) instead of "
+                   "each process's own, the reference's default (DCGAN, pix2pix)")
     return g
 
 
@@ -176,7 +181,8 @@ def epoch_loader(dataset, batch_size, seed, epoch, skip=0, workers=0, pin_memory
     The reference code and the DCGAN tutorial keep that batch; at their batch size 1 (pix2pix,
     CycleGAN) nothing is dropped, at DCGAN's 128 at most 127 images an epoch sit out, different ones
     each epoch (the order is reshuffled). An epoch is thus len(dataset) // batch_size steps, which
-    the resume arithmetic (step -> epoch and batch) rests on.
+    the resume arithmetic (step -> epoch and batch) rests on. Under torchrun each process gets its
+    share of every step's images (distributed.shard), the tail that fills no whole step dropped.
 
     >>> data = torch.arange(10)
     >>> full = [b.tolist() for b in epoch_loader(data, 3, seed=0, epoch=0)]
@@ -185,10 +191,9 @@ def epoch_loader(dataset, batch_size, seed, epoch, skip=0, workers=0, pin_memory
     (3, True)
     """
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(mix(seed, epoch)))
-    n = len(dataset) // batch_size * batch_size
     return torch.utils.data.DataLoader(
         SeededBatches(dataset, mix(seed, epoch)), batch_size=batch_size,
-        sampler=order[skip * batch_size:n].tolist(), drop_last=True, num_workers=workers,
+        sampler=distributed.shard(order, batch_size)[skip * batch_size:].tolist(), drop_last=True, num_workers=workers,
         worker_init_fn=seed_worker, pin_memory=pin_memory,
         # with a generator of its own the loader draws nothing from torch's global RNG
         generator=torch.Generator().manual_seed(mix(seed, epoch)))
@@ -203,8 +208,9 @@ def mix(*numbers):
 
 
 class SeededBatches(torch.utils.data.Dataset):
-    """`dataset`, but each batch is loaded under a seed of its own, so random augmentation is the same
-    whichever process loads it and whether the run was resumed; the caller's RNG is left untouched."""
+    """`dataset`, but each image is loaded under a seed of its own (the epoch's and its index), so its
+    random augmentation is the same whichever process loads it, in whichever batch, and whether the
+    run was resumed; the caller's RNG is left untouched."""
 
     def __init__(self, dataset, seed):
         self.dataset, self.seed = dataset, seed
@@ -213,13 +219,12 @@ class SeededBatches(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitems__(self, indices):  # the DataLoader fetches a whole batch through this
-        seed = mix(self.seed, indices[0], len(indices))  # an epoch's batches all start at different indices
         state = random.getstate(), np.random.get_state()
         with torch.random.fork_rng(devices=[]):
-            random.seed(seed)
-            np.random.seed(seed % 2**32)
-            torch.manual_seed(seed)
-            items = [self.dataset[i] for i in indices]
+            items = []
+            for i in indices:
+                seed_everything(mix(self.seed, i))
+                items.append(self.dataset[i])
         random.setstate(state[0])
         np.random.set_state(state[1])
         return items
@@ -244,7 +249,8 @@ class Run:
 
     def __init__(self, script, args, ckpt=None, data_name=None):
         self.args, self.ckpt = args, ckpt
-        self.device = pick_device(args.device)
+        self.device = distributed.setup(pick_device(args.device))  # under torchrun: joins the others
+        self.world = distributed.world_size()
         if args.threads:
             torch.set_num_threads(args.threads)
         seed_everything(args.seed)
@@ -260,12 +266,23 @@ class Run:
             self.dir = Path("runs") / f"{script}-{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
             while self.dir.exists():  # two runs started in the same second
                 self.dir = self.dir.with_name(self.dir.name + "+")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(distributed.broadcast(str(self.dir)))  # rank 0's: only it writes there
         self.log_path = self.dir / "losses.jsonl"
-        self.rows = self.read_log(rewrite=not (ckpt and not args.resume))  # --checkpoint only reads
+        self.rows = []
+        if self.is_main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.rows = self.read_log(rewrite=not (ckpt and not args.resume))  # --checkpoint only reads
         print(f"{script}: config " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())))
+        if self.world > 1:
+            print(f"{script}: {self.world} processes x batch {args.batch_size} = effective batch "
+                  f"{self.world * args.batch_size} (the learning rates as given, not rescaled)")
         print(f"{script}: device {self.device}, outputs in {self.dir}/"
               + (f", resuming {ckpt['path']} at step {self.step}" if ckpt else ""))
+
+    @property
+    def is_main(self):
+        """True in the process that writes and prints: the only one, or torchrun's rank 0."""
+        return distributed.is_main()
 
     def path(self, name):
         """A file in the run directory (its folder created)."""
@@ -292,13 +309,24 @@ class Run:
     def track(self, **objects):
         """Name the things a checkpoint holds: nets, optimizers, schedulers, image pools (anything with
         state_dict/load_state_dict). When resuming, their saved state is loaded now."""
+        if getattr(self.args, "sync_bn", False):
+            for obj in objects.values():
+                if isinstance(obj, nn.Module):
+                    distributed.sync_batchnorm(obj, self.device)
         self.objects.update(objects)
         if self.ckpt:
             checkpoint.restore(self.ckpt, objects, self.ckpt["path"])
 
     def save(self):
-        """Write checkpoint.pt atomically, and refresh the loss curve."""
+        """Write checkpoint.pt atomically, and refresh the loss curve. Under torchrun every process
+        calls this: their nets are checked to be identical, rank 0 writes, with every rank's RNG state."""
+        distributed.check_replicas({k: v for k, v in self.objects.items() if isinstance(v, nn.Module)}, self.step)
+        rng_ranks = distributed.all_gather(checkpoint.rng_state())
+        if not self.is_main:
+            return
         ckpt = checkpoint.capture(self.objects, self.step, vars(self.args), self.extra)
+        ckpt.update(world_size=self.world, effective_batch_size=self.world * self.args.batch_size,
+                    rng_ranks=rng_ranks)
         checkpoint.save_checkpoint(self.dir / checkpoint.NAME, ckpt)
         if self.rows:
             plot_losses(self.rows, self.dir / "losses.png")
@@ -308,20 +336,25 @@ class Run:
         run is at. The RNG
         states of a resumed run are restored here, the last thing before the loop. After each step:
         a checkpoint every --checkpoint-every steps; Ctrl-C ends the loop after the current step."""
-        n = len(dataset) // self.args.batch_size
+        n = len(dataset) // (self.args.batch_size * self.world)
         if n == 0:
             raise MiniganError(f"the data has {len(dataset)} images, fewer than --batch-size "
-                               f"{self.args.batch_size}: use a smaller --batch-size")
+                               f"{self.args.batch_size}" + (f" x {self.world} processes" if self.world > 1 else "")
+                               + ": use a smaller --batch-size")
         total = n * (epochs or self.args.epochs)
         total = min(total, self.args.max_steps) if self.args.max_steps else total
-        if self.ckpt:
-            checkpoint.set_rng_state(self.ckpt["rng"])
-        bar = tqdm(total=total, initial=min(self.step, total), dynamic_ncols=True, mininterval=1.0)
+        self.start_random_streams()
+        bar = tqdm(total=total, initial=min(self.step, total), dynamic_ncols=True, mininterval=1.0,
+                   disable=not self.is_main)
         self.bar = bar
         in_main_thread = threading.current_thread() is threading.main_thread()  # signals need it
-        handler = signal.signal(signal.SIGINT, self.on_interrupt) if in_main_thread else None
+        # under torchrun also SIGTERM, which torchrun sends when it ends the run: this process then
+        # stops after its step (and learns at the next collective whether another one died)
+        signals = [signal.SIGINT] + ([signal.SIGTERM] if self.world > 1 else [])
+        handlers = {s: signal.signal(s, self.on_interrupt) for s in signals} if in_main_thread else {}
+        stop = False  # agreed by all processes (a Ctrl-C may reach them at different steps)
         try:
-            while self.step < total and not self.interrupted:
+            while self.step < total and not stop:
                 self.epoch, skip = divmod(self.step, n)
                 bar.set_description(f"epoch {self.epoch}")
                 loader = epoch_loader(dataset, self.args.batch_size, self.args.seed, self.epoch, skip,
@@ -332,32 +365,56 @@ class Run:
                     yield self.step, batch
                     self.step += 1
                     bar.update()
+                    stop = distributed.any_rank(self.interrupted)
                     if self.step % self.args.checkpoint_every == 0:
                         self.save()
-                    if self.interrupted or self.step >= total:
+                    if stop or self.step >= total:
                         break
         finally:
-            if in_main_thread:
-                signal.signal(signal.SIGINT, handler)
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
             bar.close()
+        self.interrupted = self.interrupted or stop
         self.save()
         print(f"{'interrupted' if self.interrupted else 'done'} at step {self.step}: "
               f"checkpoint {self.dir / checkpoint.NAME}, losses {self.dir / 'losses.png'}")
 
+    def start_random_streams(self):
+        """Resuming: every generator back where the checkpoint left it, this process's own under
+        torchrun. A fresh run: the nets were built alike everywhere from --seed; from here each
+        process draws its own noise and dropout (rank 0 goes on with --seed's stream)."""
+        if self.ckpt:
+            saved = self.ckpt.get("world_size", 1)
+            if saved != self.world and self.is_main:
+                print(f"warning: resuming a run of {saved} process(es) with {self.world}: it goes on, but no longer "
+                      "bit for bit as the original would have", file=sys.stderr)
+            states = self.ckpt.get("rng_ranks", [self.ckpt["rng"]])
+            if distributed.rank() < len(states):
+                checkpoint.set_rng_state(states[distributed.rank()])
+                return
+            seed_everything(mix(self.args.seed, distributed.rank(), self.step))
+        elif distributed.rank() > 0:
+            seed_everything(mix(self.args.seed, distributed.rank()))
+
     def on_interrupt(self, signum, frame):
-        print("\nCtrl-C: stopping after this step and writing a checkpoint (again to abort)", file=sys.stderr)
+        if self.is_main:
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"\n{name}: stopping after this step and writing a checkpoint (again to abort)"
+                  + ("; none if another process is gone" if self.world > 1 else ""), file=sys.stderr)
         self.interrupted = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     @property
     def sample_due(self):
         """True after every --sample-every steps, at each epoch end and at the last step (also the
         last one of an interrupted run)."""
-        return ((self.step + 1) % self.args.sample_every == 0 or self.epoch_end or self.last_step
-                or self.interrupted)
+        return self.is_main and ((self.step + 1) % self.args.sample_every == 0 or self.epoch_end
+                                 or self.last_step or self.interrupted)
 
     def log(self, **losses):
         """Append this step's losses (floats or 0-dim tensors) to losses.jsonl and the progress bar."""
+        if not self.is_main:  # each process's own losses; rank 0's are logged
+            return
         values = {k: v.item() if torch.is_tensor(v) else float(v) for k, v in losses.items()}
         row = {"step": self.step, "epoch": self.epoch, **values}
         self.rows.append(row)
@@ -437,12 +494,22 @@ def optimizer_step(optimizer, loss, scaler=None):
     0.0
     """
     optimizer.zero_grad(set_to_none=True)
-    if scaler is None or not scaler.is_enabled():
-        loss.backward()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
+    scaled = scaler is not None and scaler.is_enabled()
+    (scaler.scale(loss) if scaled else loss).backward()
+    # Under torchrun: the mean of every process's gradients, so that all take the same step. An
+    # explicit all-reduce of exactly the parameters this optimizer updates, rather than wrapping the
+    # nets in DistributedDataParallel: a GAN step runs D inside G's step with D frozen, has two
+    # optimizers over different nets, and some steps leave a net out (pix2pix --loss l1 has no D);
+    # DDP averages from hooks during each wrapped net's backward and expects every forward of it to
+    # be followed by a backward reaching all its parameters (else find_unused_parameters, or
+    # errors), and the scripts would have to call the wrappers. This is the same average, in one
+    # place, with nets and scripts unchanged; what it gives up is DDP's overlap of communication
+    # with the backward pass.
+    distributed.average_gradients(optimizer)
+    if scaled:
         scaler.step(optimizer)
+    else:
+        optimizer.step()
 
 
 # --- schedules ---
@@ -488,7 +555,11 @@ def run_main(main, argv=None):
     except MiniganError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except distributed.ProcessLost as e:  # torchrun: another process died; torchrun ends the run
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:  # outside the training loop (e.g. while loading data): nothing to save
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    distributed.shutdown()
     sys.exit(code or 0)
