@@ -11,7 +11,8 @@ back: G_BA(G_AB(a)) ~ a, and the same from B (cycle consistency). The full objec
 L_GAN is least squares (LSGAN, sec. 4): D minimizes (D(real) - 1)^2 + D(fake)^2, G minimizes
 (D(fake) - 1)^2. The identity term (sec. 5.2) keeps an image that is already in the target domain
 unchanged, which preserves colours. D learns from a pool of the last 50 fakes, not only the newest
-(Shrivastava et al.), so it remembers older mistakes; its loss is halved (it learns at half G's rate).
+(Shrivastava et al.), so it remembers older mistakes; its loss is halved as in pix2pix (with Adam that
+leaves D's steps nearly as they are; see minigan/losses.py).
 Adam 2e-4, beta1 0.5, batch 1; 200 epochs: 100 at the initial LR, 100 decaying it linearly to 0
 (the paper's words; the reference code's exact sequence, which we follow, has 99 epochs at 2e-4
 and its 200th at 0: see kit.linear_decay_lr).
@@ -58,7 +59,9 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_
                autocast=contextlib.nullcontext, scaler=None):
     """One CycleGAN step on a batch of A images and one of B images (N x 3 x S x S): the G step, then
     the D step, in the reference code's order. `args` gives --gan-loss, --lambda-cycle and
-    --lambda-identity; autocast and scaler come from --amp. Returns the losses."""
+    --lambda-identity; autocast and scaler come from --amp. Returns every loss term: each
+    generator's GAN term, the cycle and identity L1 of each domain (unweighted), G's total, and
+    each D's (halved) loss."""
     with autocast():
         fake_b = G_AB(real_a)   # a horse as a zebra
         rec_a = G_BA(fake_b)    # and back: should be the same horse
@@ -70,27 +73,30 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_
     for D in (D_A, D_B):
         D.requires_grad_(False)
     with autocast():
-        g_gan = losses.g_loss(D_B(fake_b), args.gan_loss) + losses.g_loss(D_A(fake_a), args.gan_loss)
-        g_cycle = (rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean()
-        g_loss = g_gan + args.lambda_cycle * g_cycle
-        logged = dict(g_gan=g_gan, g_cycle=g_cycle)
+        gan_ab = losses.g_loss(D_B(fake_b), args.gan_loss)  # G_AB fools D_B (the reference's loss_G_A)
+        gan_ba = losses.g_loss(D_A(fake_a), args.gan_loss)  # G_BA fools D_A
+        cycle_a, cycle_b = (rec_a - real_a).abs().mean(), (rec_b - real_b).abs().mean()
+        g_loss = gan_ab + gan_ba + args.lambda_cycle * (cycle_a + cycle_b)
+        logged = dict(g_gan_ab=gan_ab, g_gan_ba=gan_ba, g_cycle_a=cycle_a, g_cycle_b=cycle_b)
         if args.lambda_identity > 0:  # G_BA on an A image (and G_AB on a B image) should change nothing
-            g_idt = (G_BA(real_a) - real_a).abs().mean() + (G_AB(real_b) - real_b).abs().mean()
-            g_loss = g_loss + args.lambda_identity * args.lambda_cycle * g_idt
-            logged["g_idt"] = g_idt
+            idt_a, idt_b = (G_BA(real_a) - real_a).abs().mean(), (G_AB(real_b) - real_b).abs().mean()
+            g_loss = g_loss + args.lambda_identity * args.lambda_cycle * (idt_a + idt_b)
+            logged.update(g_idt_a=idt_a, g_idt_b=idt_b)
     kit.optimizer_step(opt_g, g_loss, scaler)
     for D in (D_A, D_B):
         D.requires_grad_(True)
 
     # D step: real up, fake down, on fakes drawn from the history pools (detached: G stays fixed).
-    # losses.d_loss halves D's loss, as the paper does.
+    # Each D's loss is halved as in the reference code, after pix2pix ("we divide the objective by 2
+    # while optimizing D", Isola et al. 2017, sec. 3.3). Meant to slow D down relative to G, it hardly
+    # does with Adam, whose step is nearly invariant to the loss's scale (see minigan/losses.py).
     with autocast():
-        d_a = losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
-        d_b = losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
+        d_a = 0.5 * losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
+        d_b = 0.5 * losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
     kit.optimizer_step(opt_d, d_a + d_b, scaler)
     if scaler is not None:
         scaler.update()
-    return dict(d_a=d_a, d_b=d_b, **logged)
+    return dict(d_a=d_a, d_b=d_b, g_loss=g_loss, **logged)
 
 
 def main(argv=None):
@@ -153,7 +159,9 @@ def main(argv=None):
               sched_d=sched_d, pool_a=pool_a, pool_b=pool_b)
     if scaler.is_enabled():  # fp16's loss scale: a resumed run goes on with it
         run.track(scaler=scaler)
-    if args.translate:
+    if args.translate:  # in eval mode, the same function as in training mode here (unlike pix2pix's
+        # batch norm and dropout, see train_pix2pix.py): instance norm keeps no running statistics, it
+        # normalizes each image by its own in both modes, and the ResNet generator has no dropout
         translate_files(G, args, ckpt, run.dir, 8, run.device)  # multiples of 4, at least 8: 8 does both
         return 0
 

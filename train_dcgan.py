@@ -28,17 +28,19 @@ NZ, IMAGE_SIZE = 100, 64  # z in R^100 and 64x64 images (Radford et al.; the PyT
 
 def train_step(G, D, opt_g, opt_d, real, z):
     """One DCGAN step on a batch of real images (N x C x 64 x 64) and noise z (N x NZ): D's step, then
-    G's, as in the PyTorch DCGAN tutorial's loop. Returns the losses."""
+    G's, as in the PyTorch DCGAN tutorial's loop. Returns the losses, D's with its two terms."""
     fake = G(z)
 
-    # D step: maximize log D(x) + log(1 - D(G(z))) on real and detached fakes (G stays fixed).
-    d_loss = losses.d_loss(D(real), D(fake.detach()))
+    # D step: maximize log D(x) + log(1 - D(G(z))) on real and detached fakes (G stays fixed). Two
+    # calls, two batches for D's batch norm (the tutorial's "separate mini-batches for real and fake").
+    d_real, d_fake = losses.d_terms(D(real), D(fake.detach()))
+    d_loss = d_real + d_fake  # the tutorial's errD = errD_real + errD_fake, not halved
     kit.optimizer_step(opt_d, d_loss)
 
     # G step: maximize log D(G(z)) through the updated D, on the same fakes.
     g_loss = losses.g_loss(D(fake))
     kit.optimizer_step(opt_g, g_loss)
-    return {"d_loss": d_loss, "g_loss": g_loss}
+    return {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "g_loss": g_loss}
 
 
 def main(argv=None):

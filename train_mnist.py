@@ -30,11 +30,12 @@ NZ = 100  # the size of z (the course's nets; Goodfellow et al. 2014)
 
 def train_step(G, D, opt_g, opt_d, real, z, args):
     """One round of the game on a batch of real digits (N x 1 x 28 x 28) and noise z (N x NZ): D's
-    step, then G's. Returns the losses."""
+    step, then G's. Returns the losses, D's with its two terms."""
     fake = G(z)
 
     # D step: real up, fake down. fake.detach() cuts the graph, so this step leaves G alone.
-    d_loss = losses.d_loss(D(real), D(fake.detach()), args.loss)
+    d_real, d_fake = losses.d_terms(D(real), D(fake.detach()), args.loss)
+    d_loss = d_real + d_fake  # the course's d_loss_real + d_loss_fake
     if args.loss == "wgan":  # the critic must stay (softly) 1-Lipschitz
         d_loss = d_loss + losses.gradient_penalty(D, real, fake, args.gp)
     kit.optimizer_step(opt_d, d_loss)
@@ -45,7 +46,7 @@ def train_step(G, D, opt_g, opt_d, real, z, args):
     # saves a forward pass of G.
     g_loss = losses.g_loss(D(fake), args.loss)
     kit.optimizer_step(opt_g, g_loss)
-    return {"d_loss": d_loss, "g_loss": g_loss}
+    return {"d_loss": d_loss, "d_real": d_real, "d_fake": d_fake, "g_loss": g_loss}
 
 
 def main(argv=None):

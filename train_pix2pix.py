@@ -19,6 +19,11 @@ linearly to 0, as the reference code trains it. Each epoch ends with val L1, val
 output | target grid. --image-size S trains at S x S (load S*286/256): use --generator toy (multiples of 8)
 or pool64 (multiples of 16), the course's small U-Nets; unet256 needs 256.
 
+At test time G runs as in training, the paper's protocol (sec. 3.3: "we apply dropout at test time,
+and we apply batch normalization using the statistics of the test batch"; the reference's test.py
+without --eval): --translate, the val grids and val L1/PSNR do so, on test batches of --batch-size
+images (1, the paper's). --running-stats runs G in eval mode instead (running statistics, no dropout).
+
 Speed (measured on a busy 2-core CPU, --threads 1): the paper's nets at 256x256 take 6.5 s a step
 (facades: 400 steps an epoch); the toy U-Net at 64x64 with --ndf 32 takes 0.22 s. On a CPU shared with
 other jobs give torch no more threads than there are idle cores: oversubscribed, it runs many times slower.
@@ -31,6 +36,7 @@ Examples:
     python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate photos/   # or a file
     python train_pix2pix.py --init-from facades_label2photo.pth --translate labels/   # published weights
 """
+import argparse
 import contextlib
 from pathlib import Path
 
@@ -49,18 +55,25 @@ MULTIPLE = {"unet256": 256, "toy": 8, "pool64": 16}  # G's accepted sizes: multi
 def train_step(G, D, opt_g, opt_d, real_a, real_b, args, autocast=contextlib.nullcontext, scaler=None):
     """One pix2pix step on a batch of pairs, inputs real_a and targets real_b (N x 3 x S x S): D's
     step, then G's. `args` gives --loss and --lambda-l1; autocast and scaler come from --amp. Returns
-    the losses."""
+    every loss term: D's on the fake and on the real pairs and their halved sum, G's cGAN and
+    (unweighted) L1 terms and the total it minimized."""
     with autocast():
         fake_b = G(real_a)
     logged = {}
 
-    # D step: maximize log D(x, y) + log(1 - D(x, G(x))); the fake is detached, G stays fixed.
+    # D step: maximize log D(x, y) + log(1 - D(x, G(x))); the fake is detached, G stays fixed. D sees
+    # the fake pair first, then the real one, as the reference code does: with batch norm each call
+    # is a batch of its own and updates the running statistics in call order, so the order shows in
+    # D's running statistics (what D computes in eval mode).
     if args.loss != "l1":
         with autocast():
-            d_loss = losses.d_loss(D(torch.cat([real_a, real_b], 1)),                # N x 6 x S x S
-                                   D(torch.cat([real_a, fake_b.detach()], 1)))       # (halved inside)
+            on_fake = D(torch.cat([real_a, fake_b.detach()], 1))                    # N x 6 x S x S in
+            on_real = D(torch.cat([real_a, real_b], 1))
+            d_real, d_fake = losses.d_terms(on_real, on_fake)
+            # "we divide the objective by 2 while optimizing D" (Isola et al. 2017, sec. 3.3)
+            d_loss = 0.5 * (d_real + d_fake)
         kit.optimizer_step(opt_d, d_loss, scaler)
-        logged["d_loss"] = d_loss
+        logged.update(d_loss=d_loss, d_real=d_real, d_fake=d_fake)
 
     # G step: fool the updated D and stay close to the target in L1. D is frozen meanwhile: G's
     # step needs no gradients for D's weights, only through D.
@@ -76,7 +89,7 @@ def train_step(G, D, opt_g, opt_d, real_a, real_b, args, autocast=contextlib.nul
     D.requires_grad_(True)
     if scaler is not None:
         scaler.update()
-    logged["g_l1"] = g_l1
+    logged.update(g_loss=g_loss, g_l1=g_l1)
     return logged
 
 
@@ -103,6 +116,9 @@ def main(argv=None):
     parser.add_argument("--lambda-l1", type=float, default=100.0, help="weight of L1 (default: 100, the paper's)")
     parser.add_argument("--image-size", type=int, default=CROP,
                         help=f"train on S x S crops of images resized to S*{LOAD}/{CROP} (default: {CROP})")
+    parser.add_argument("--running-stats", action=argparse.BooleanOptionalAction, default=False,
+                        help="translate and validate in eval mode: batch norm on its running statistics, no "
+                        "dropout (default: off, the paper's test-time protocol, batch statistics and dropout)")
     add_translation_args(parser)
     # Adam lr 2e-4, beta1 0.5, batch 1, 200 epochs on facades: Isola et al. (2017), sec. 3.3 and appendix.
     # The paper says nothing of decaying the LR; the reference code, which the published results come
@@ -144,7 +160,8 @@ def main(argv=None):
     if scaler.is_enabled():  # fp16's loss scale: a resumed run goes on with it
         run.track(scaler=scaler)
     if args.translate:
-        translate_files(G, args, ckpt, run.dir, MULTIPLE[args.generator], run.device)
+        translate_files(G, args, ckpt, run.dir, MULTIPLE[args.generator], run.device,
+                        training=not args.running_stats)  # one image per test batch, as the paper's
         return 0
 
     for step, (real_a, real_b) in run.batches(data, epochs=args.epochs + args.epochs_decay):
@@ -153,25 +170,38 @@ def main(argv=None):
         if run.epoch_end:  # how far G(x) is from y on the val split, in [-1, 1] pixel units
             sched_g.step()
             sched_d.step()
-            logged.update(validate(G, val, run.device))
+            logged.update(validate(G, val, run.device, args))
             tqdm.write(f"epoch {run.epoch}: val L1 {logged['val_l1']:.4f}, val PSNR {logged['val_psnr']:.2f} dB; "
                        f"next epoch's lr {opt_g.param_groups[0]['lr']:.3g}")
         run.log(**logged)
         if run.sample_due:  # rows of input | output | target
-            fake = kit.generate(G, val_x.to(run.device))
+            fake = at_test_time(G, val_x.to(run.device), args)
             save_grid(torch.stack([val_x, fake.cpu(), val_y], 1).flatten(0, 1),
                       run.path(f"samples/step{step + 1:07d}.png"), nrow=3)
     return run.exit_code
 
 
+def at_test_time(G, x, args):
+    """G(x) as pix2pix runs at test time: G as in training (batch norm on the statistics of each test
+    batch of --batch-size images, dropout on), or with --running-stats in eval mode. Neither changes
+    G's running statistics or the training run's random stream (see kit.generate)."""
+    if args.running_stats:
+        return kit.generate(G, x)
+    return torch.cat([kit.generate(G, batch, training=True) for batch in x.split(args.batch_size)])
+
+
 @torch.no_grad()
-def validate(G, val, device):
+def validate(G, val, device, args):
     """Mean L1 and PSNR of G(x) against y over a split. PSNR = 10 log10(peak^2 / MSE) per image, the
-    peak-to-peak range of [-1, 1] being 2; averaged over the images."""
+    peak-to-peak range of [-1, 1] being 2; averaged over the images.
+
+    G runs as --translate runs it (`at_test_time`: the paper's protocol unless --running-stats), so the
+    numbers describe the images a user gets. Its dropout draws from a fixed seed, so a change from
+    one epoch to the next is G's, not the noise's."""
     l1, psnr = [], []
     # the loader gets a generator of its own, so validating draws nothing from the training RNG
     for x, y in torch.utils.data.DataLoader(val, batch_size=16, generator=torch.Generator()):
-        fake = kit.generate(G, x.to(device)).float().cpu()
+        fake = at_test_time(G, x.to(device), args).float().cpu()
         l1.append((fake - y).abs().mean((1, 2, 3)))
         psnr.append(10 * torch.log10(4.0 / ((fake - y) ** 2).mean((1, 2, 3)).clamp_min(1e-10)))
     return {"val_l1": torch.cat(l1).mean().item(), "val_psnr": torch.cat(psnr).mean().item()}

@@ -12,22 +12,30 @@ loss here takes those logits. In logits, with softplus(l) = log(1 + e^l):
 
 Written this way there is no log(0) to overflow: softplus(-1e4) is 0, not log(1 + inf) via 1 - 1.
 
-Each game below is two small functions, D's loss and G's loss, next to each other:
+Each game below is two small functions, D's loss and G's loss, next to each other. D's loss is a
+sum of two terms, one on the real images and one on the fakes (`d_terms` returns them apart):
 
-    kind      D minimizes                                         G minimizes
-    bce       1/2 [mean softplus(-real) + mean softplus(fake)]    mean softplus(-fake)
+    kind      D minimizes: term on real  +  term on fake          G minimizes
+    bce       mean softplus(-real)       +  mean softplus(fake)   mean softplus(-fake)
     minimax   as bce                                              -mean softplus(fake)
-    lsgan     1/2 [mean (real - 1)^2 + mean fake^2]               mean (fake - 1)^2
-    wgan      mean fake - mean real                               -mean fake
-    hinge     1/2 [mean relu(1 - real) + mean relu(1 + fake)]     -mean fake
+    lsgan     mean (real - 1)^2          +  mean fake^2           mean (fake - 1)^2
+    wgan      -mean real                 +  mean fake             -mean fake
+    hinge     mean relu(1 - real)        +  mean relu(1 + fake)   -mean fake
 
 `real` = D(x) and `fake` = D(G(z)) are logits of any shape (a PatchGAN gives one per patch); each loss
-is the mean over all of them. The D loss is halved as pix2pix/CycleGAN do, so D learns at half G's rate.
+is the mean over all of them. D's loss is the game's, not halved: Goodfellow et al.'s -V(D, G), the
+DCGAN tutorial's errD = errD_real + errD_fake. pix2pix and CycleGAN halve it ("we divide the
+objective by 2 while optimizing D", Isola et al. 2017, sec. 3.3); their scripts do that visibly.
+Halving is meant to slow D down relative to G, but with Adam it hardly does: it halves D's
+gradients, and Adam divides each gradient by the root of its running mean square, so the step stays
+the same except where gradients are as small as Adam's eps (1e-8), which then weighs twice as much
+(plain SGD would take half the step). What halving does change is the loss D reports, and its weight
+against any term added to it (a gradient penalty).
 
 >>> import torch
 >>> real, fake = torch.tensor([3.0]), torch.tensor([-3.0])     # D is right on both
->>> round(d_loss(real, fake).item(), 4), round(g_loss(fake).item(), 4)
-(0.0486, 3.0486)
+>>> [round(t.item(), 4) for t in d_terms(real, fake)], round(g_loss(fake).item(), 4)
+([0.0486, 0.0486], 3.0486)
 >>> d_loss(real, fake, kind="wgan")
 tensor(-6.)
 """
@@ -40,8 +48,8 @@ import torch.nn.functional as F
 # rejects every fake with confidence.
 
 def bce_d_loss(real, fake):
-    """-1/2 [E log D(x) + E log(1 - D(G(z)))]: binary cross-entropy with labels real=1, fake=0."""
-    return 0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())
+    """-E log D(x), -E log(1 - D(G(z))): binary cross-entropy with labels real=1, fake=0."""
+    return F.softplus(-real).mean(), F.softplus(fake).mean()
 
 
 def bce_g_loss(fake):
@@ -64,8 +72,8 @@ def minimax_g_loss(fake):
 # on the raw output, so the gradient grows with distance instead of saturating.
 
 def lsgan_d_loss(real, fake):
-    """1/2 [E (D(x) - 1)^2 + E D(G(z))^2]."""
-    return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+    """E (D(x) - 1)^2, E D(G(z))^2."""
+    return (real - 1).square().mean(), fake.square().mean()
 
 
 def lsgan_g_loss(fake):
@@ -78,8 +86,8 @@ def lsgan_g_loss(fake):
 # (enforce that with `gradient_penalty`, or weight clipping).
 
 def wgan_d_loss(real, fake):
-    """-(E f(x) - E f(G(z)))."""
-    return fake.mean() - real.mean()
+    """-E f(x), E f(G(z)): together -(E f(x) - E f(G(z)))."""
+    return -real.mean(), fake.mean()
 
 
 def wgan_g_loss(fake):
@@ -90,8 +98,8 @@ def wgan_g_loss(fake):
 # hinge: the geometric GAN / SAGAN loss (Lim & Ye, 2017). D stops pushing once real > 1 and fake < -1.
 
 def hinge_d_loss(real, fake):
-    """1/2 [E max(0, 1 - D(x)) + E max(0, 1 + D(G(z)))]."""
-    return 0.5 * (F.relu(1 - real).mean() + F.relu(1 + fake).mean())
+    """E max(0, 1 - D(x)), E max(0, 1 + D(G(z)))."""
+    return F.relu(1 - real).mean(), F.relu(1 + fake).mean()
 
 
 def hinge_g_loss(fake):
@@ -115,16 +123,28 @@ def _game(kind):
     return GAMES[kind]
 
 
+def d_terms(real, fake, kind="bce"):
+    """D's loss as its two terms (on the real images, on the fakes), from its logits on each.
+
+    >>> import torch
+    >>> d_terms(torch.tensor([1.0, 3.0]), torch.tensor([0.0]), kind="lsgan")  # mean (r - 1)^2, mean f^2
+    (tensor(2.), tensor(0.))
+    """
+    return _game(kind)[0](real, fake)
+
+
 def d_loss(real, fake, kind="bce"):
-    """The discriminator's loss from its logits on real images and on fakes (detach the fakes).
+    """The discriminator's loss from its logits on real images and on fakes (detach the fakes): the
+    sum of the two `d_terms`, not halved.
 
     The default "bce" is Goodfellow's game with the non-saturating G, as in DCGAN and pix2pix.
 
     >>> import torch
-    >>> d_loss(torch.zeros(4), torch.zeros(4))    # D(x) = 1/2 everywhere: log 2
-    tensor(0.6931)
+    >>> d_loss(torch.zeros(4), torch.zeros(4))    # D(x) = 1/2 everywhere: log 2 + log 2
+    tensor(1.3863)
     """
-    return _game(kind)[0](real, fake)
+    on_real, on_fake = d_terms(real, fake, kind)
+    return on_real + on_fake
 
 
 def g_loss(fake, kind="bce"):

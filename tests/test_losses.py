@@ -9,21 +9,26 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, strategies as st
 
-from minigan.losses import KINDS, d_loss, g_loss, gradient_penalty
+from minigan.losses import KINDS, d_loss, d_terms, g_loss, gradient_penalty
 
 
 def reference_d(real, fake, kind):
     """The D losses from torch's losses (bce, lsgan) or as sums over the elements (wgan, hinge)."""
+    on_real, on_fake = reference_d_terms(real, fake, kind)
+    return on_real + on_fake
+
+
+def reference_d_terms(real, fake, kind):
+    """D's two terms, on the real logits and on the fake ones; their sum is not halved."""
     if kind in ("bce", "minimax"):
-        return 0.5 * (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                      + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        return (F.binary_cross_entropy_with_logits(real, torch.ones_like(real)),
+                F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
     if kind == "lsgan":
-        return 0.5 * (F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake)))
+        return F.mse_loss(real, torch.ones_like(real)), F.mse_loss(fake, torch.zeros_like(fake))
     if kind == "wgan":
-        return fake.sum() / fake.numel() - real.sum() / real.numel()
+        return -real.sum() / real.numel(), fake.sum() / fake.numel()
     if kind == "hinge":
-        return 0.5 * ((1 - real).clamp(min=0).sum() / real.numel()
-                      + (1 + fake).clamp(min=0).sum() / fake.numel())
+        return (1 - real).clamp(min=0).sum() / real.numel(), (1 + fake).clamp(min=0).sum() / fake.numel()
 
 
 def reference_g(fake, kind):
@@ -64,6 +69,8 @@ def test_d_loss_matches_reference(kind, real_shape, fake_shape, scale, seed, lay
     theirs = values_and_grads(lambda r, f: reference_d(r, f, kind), real, fake)
     for a, b in zip(ours, theirs):
         torch.testing.assert_close(a, b)
+    for ours_term, their_term in zip(d_terms(real, fake, kind), reference_d_terms(real, fake, kind)):
+        torch.testing.assert_close(ours_term, their_term)
 
 
 @given(st.sampled_from(KINDS), shapes, st.floats(0.01, 30), st.integers(0, 2**16), layouts)
@@ -83,8 +90,8 @@ def test_bce_games_equal_the_value_function(shape, scale, seed):
     log of it) and overflows in float32, which is why the losses use softplus."""
     real, fake = logits(shape, scale, seed, "contiguous"), logits(shape, scale, seed + 1, "contiguous")
     value = torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean()
-    torch.testing.assert_close(d_loss(real, fake, "bce"), -value / 2)   # D maximizes V
-    torch.testing.assert_close(d_loss(real, fake, "minimax"), -value / 2)
+    torch.testing.assert_close(d_loss(real, fake, "bce"), -value)   # D maximizes V: not halved
+    torch.testing.assert_close(d_loss(real, fake, "minimax"), -value)
     torch.testing.assert_close(g_loss(fake, "minimax"), torch.log(1 - torch.sigmoid(fake)).mean())
     torch.testing.assert_close(g_loss(fake, "bce"), -torch.log(torch.sigmoid(fake)).mean())
 
@@ -127,7 +134,7 @@ def test_extreme_logits_stay_finite(kind, real, fake):
         assert torch.isfinite(value)
         assert all(g is None or torch.isfinite(g).all() for g in grads)
     # log D never overflows to inf: a confidently wrong D costs about |logit|, as it should
-    torch.testing.assert_close(d_loss(torch.tensor([-1e4]), torch.tensor([1e4])), torch.tensor(1e4))
+    torch.testing.assert_close(d_loss(torch.tensor([-1e4]), torch.tensor([1e4])), torch.tensor(2e4))
 
 
 def test_minimax_saturates_non_saturating_does_not():

@@ -33,10 +33,11 @@ def add_translation_args(parser):
 
 
 @torch.no_grad()
-def translate_files(G, args, ckpt, folder, multiple, device):
+def translate_files(G, args, ckpt, folder, multiple, device, training=False):
     """G on every image of --translate (a file or a folder, searched recursively), at full size: an
     image is resized to the nearest size G accepts (multiples of `multiple`), translated and resized
-    back; the outputs keep the inputs' relative paths, as .png, in <folder>/translated/."""
+    back; the outputs keep the inputs' relative paths, as .png, in <folder>/translated/. Each image
+    is a batch of its own; `training` as in `generate` (True: pix2pix's test-time protocol)."""
     if ckpt is None and not args.init_from:
         raise MiniganError("--translate needs trained weights: pass --checkpoint RUN_DIR or --init-from FILE.pth")
     source = Path(args.translate)
@@ -49,7 +50,7 @@ def translate_files(G, args, ckpt, folder, multiple, device):
         x = from_pil(load_image(path)).unsqueeze(0).to(device)              # 1 x 3 x H x W
         h, w = x.shape[-2:]
         size = [max(multiple, round(n / multiple) * multiple) for n in (h, w)]
-        y = generate(G, F.interpolate(x, size, mode="bicubic") if size != [h, w] else x)
+        y = generate(G, F.interpolate(x, size, mode="bicubic") if size != [h, w] else x, training)
         y = F.interpolate(y, (h, w), mode="bicubic") if size != [h, w] else y  # 1 x 3 x H x W
         out = folder / "translated" / (path.relative_to(source) if path != source else path.name)
         save_image(y[0].float(), out.with_suffix(".png"))

@@ -26,6 +26,20 @@ tensor([[0., 0., 0., 1.],
         [0., 2., 0., 3.],
         [4., 6., 6., 9.]])
 
+The DCGAN slides' example (stride 1): each input pixel stamps the kernel, scaled by the pixel, onto
+the output at its own offset, and where stamps overlap they add up.
+
+>>> x = torch.tensor([[[[3., 1.], [1., 5.]]]])
+>>> k = torch.tensor([[[[2., 4.], [0., 1.]]]])
+>>> conv_transpose2d(x, k)[0, 0]
+tensor([[ 6., 14.,  4.],
+        [ 2., 17., 21.],
+        [ 0.,  1.,  5.]])
+>>> 4 * 3 + 2 * 1                    # out[0, 1]: k[0, 1] * x[0, 0] + k[0, 0] * x[0, 1] (the slide's 12 + 2)
+14
+>>> 1 * 3 + 0 * 1 + 4 * 1 + 2 * 5    # out[1, 1], where all four stamps overlap: k[1 - i, 1 - j] * x[i, j]
+17
+
 The matrix view. A convolution is a (sparse) matrix C acting on the flattened image: y = C x. The
 transposed convolution multiplies by C^T: x' = C^T y, which is why it maps a small image to a big
 one and why it is the gradient of the convolution with respect to its input. C^T factors into a

@@ -53,7 +53,7 @@ class Up(nn.Module):
         super().__init__()
         self.conv = ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
         self.norm_act = norm_act(norm, c_out, 0.0)
-        self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()  # 0.5: the pix2pix paper's
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()  # dropout: a probability
 
     def forward(self, x):
         return self.dropout(self.norm_act(self.conv(x)))
@@ -76,8 +76,9 @@ class UNet256(nn.Module):
         down.6  (N, 512, 2, 2)         up.0  (N, 64, 128, 128)   [down.1, up.1]  256 in
         down.7  (N, 512, 1, 1)         out   (N, 3, 256, 256)    [down.0, up.0]  128 in, tanh
 
-    Dropout 0.5 sits in the three up blocks after the innermost one, as in the reference
-    implementation (whose weights this loads); it is on in train() and off in eval(), like torch's.
+    Dropout (probability `dropout`, 0.5 in the paper) sits in the three up blocks after the
+    innermost one, as in the reference implementation (whose weights this loads); it is on in
+    train() and off in eval(), like torch's. dropout=0 leaves it out (the reference's --no_dropout).
 
     Where the fused instance norm + activation applies (norm="instance"). The reference writes each
     level as LReLU -> conv -> norm, activating a map when the next level reads it; read across the
@@ -93,7 +94,7 @@ class UNet256(nn.Module):
     without a norm after them, and the loader needs the same parameters); "instance" keeps them.
     """
 
-    def __init__(self, in_channels=3, out_channels=3, ngf=64, norm="batch"):
+    def __init__(self, in_channels=3, out_channels=3, ngf=64, norm="batch", dropout=0.5):
         super().__init__()
         bias = norm != "batch"
         enc = [ngf, 2 * ngf, 4 * ngf] + [8 * ngf] * 5  # channels after each of the 8 downsamplings
@@ -105,8 +106,8 @@ class UNet256(nn.Module):
         # up[i] mirrors down[i + 1]: back to the size down[i] produced; its input is the previous
         # decoder map concatenated with the encoder map of that size, except for the innermost.
         self.up = nn.ModuleList(
-            [Up(2 * enc[i + 1], enc[i], norm, bias, dropout=i in (3, 4, 5)) for i in range(6)]
-            + [Up(enc[7], enc[6], norm, bias, dropout=False)])
+            [Up(2 * enc[i + 1], enc[i], norm, bias, dropout if i in (3, 4, 5) else 0.0) for i in range(6)]
+            + [Up(enc[7], enc[6], norm, bias, dropout=0.0)])
         self.out = ConvTranspose2d(2 * enc[0], out_channels, 4, stride=2, padding=1)
 
     def forward(self, x):

@@ -176,6 +176,10 @@ def test_unet256_dropout_on_in_train_off_in_eval():
     with torch.no_grad():
         assert not torch.equal(net.train()(x), net(x))  # a fresh dropout mask each call
         assert torch.equal(net.eval()(x), net(x))
+    net = UNet256(ngf=2, dropout=0.0)  # without dropout: deterministic in training mode too
+    assert not any(isinstance(m, nn.Dropout) for m in net.modules())
+    with torch.no_grad():
+        assert torch.equal(net.train()(x), net(x))
 
 
 def reference_order_unet(net, x):

@@ -47,7 +47,10 @@ def test_train_schedule_resume_and_translate(horses, tmp_path):
     rows = log(straight)
     assert [r["step"] for r in rows] == list(range(9)) and [r["epoch"] for r in rows] == [0] * 3 + [1] * 3 + [2] * 3
     for r in rows:  # the test split's cycle L1 at each epoch's end, the losses every step
-        assert {"d_a", "d_b", "g_gan", "g_cycle", "g_idt"} <= set(r)
+        assert {"d_a", "d_b", "g_loss", "g_gan_ab", "g_gan_ba", "g_cycle_a", "g_cycle_b",
+                "g_idt_a", "g_idt_b"} <= set(r)
+        cycle, idt = r["g_cycle_a"] + r["g_cycle_b"], r["g_idt_a"] + r["g_idt_b"]
+        assert r["g_loss"] == pytest.approx(r["g_gan_ab"] + r["g_gan_ba"] + 10 * cycle + 0.5 * 10 * idt)
         assert ("test_cycle_a" in r) == (r["step"] in (2, 5, 8))
         assert all(torch.isfinite(torch.tensor(v)) for v in r.values())
     final = checkpoint.load_checkpoint(straight)
@@ -113,7 +116,7 @@ def test_flags_and_user_mistakes(horses, tmp_path):
         assert train(horses, tmp_path / str(i), "--max-steps", "1", *flags) == 0
         (row,) = log(tmp_path / str(i))
         assert all(torch.isfinite(torch.tensor(v)) for v in row.values())
-        assert ("g_idt" in row) == ("--lambda-identity" not in flags)
+        assert ("g_idt_a" in row) == ("g_idt_b" in row) == ("--lambda-identity" not in flags)
     args = checkpoint.load_checkpoint(tmp_path / "0")["args"]
     assert (args["epochs"], args["epochs_decay"]) == (100, 100)  # the paper's 100 + 100
     with pytest.raises(MiniganError, match="multiple of 4"):

@@ -43,7 +43,7 @@ def test_run_resume_and_sample(mnist, tmp_path):
     assert Image.open(straight / "losses.png").size == (800, 450)
     rows = log(straight)
     assert [r["step"] for r in rows] == list(range(6))
-    assert all(set(r) == {"step", "epoch", "d_loss", "g_loss"} for r in rows)
+    assert all(set(r) == {"step", "epoch", "d_loss", "d_real", "d_fake", "g_loss"} for r in rows)
 
     # 3 steps, then resume for 3 more: the same losses and, bit for bit, the same nets and optimizers
     split = tmp_path / "split"

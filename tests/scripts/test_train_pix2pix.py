@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from minigan import kit
 from minigan.kit import checkpoint
 from minigan.errors import MiniganError
 from minigan.nets.reference import load_reference
@@ -42,7 +43,9 @@ def test_train_validate_resume_and_translate(facades, tmp_path):
     rows = log(straight)
     assert [r["step"] for r in rows] == list(range(6))
     for r in rows:  # losses every step; val L1 and PSNR at each epoch's end
-        assert {"d_loss", "g_gan", "g_l1"} <= set(r)
+        assert {"d_loss", "d_real", "d_fake", "g_loss", "g_gan", "g_l1"} <= set(r)
+        assert r["d_loss"] == pytest.approx((r["d_real"] + r["d_fake"]) / 2)  # halved, as in the paper
+        assert r["g_loss"] == pytest.approx(r["g_gan"] + 100 * r["g_l1"])
         assert ("val_l1" in r) == ("val_psnr" in r) == (r["step"] in (2, 5))
     assert 0 < rows[5]["val_l1"] < 2 and 0 < rows[5]["val_psnr"] < 60
     # rows input | output | target for the 2 val pairs
@@ -90,20 +93,29 @@ def test_losses_and_nets(facades, tmp_path):
         assert train(facades, tmp_path / name, "--max-steps", "1", *flags) == 0
         (row,) = log(tmp_path / name)
         assert all(np.isfinite(v) for v in row.values())
-        assert ("d_loss" in row) == ("g_gan" in row) == (name != "l1")
+        assert ("d_loss" in row) == ("d_real" in row) == ("g_gan" in row) == (name != "l1")
     l1_only = checkpoint.load_checkpoint(tmp_path / "l1")
     assert l1_only["state"]["opt_d"]["state"] == {}  # D never stepped
     assert (l1_only["args"]["epochs"], l1_only["args"]["epochs_decay"]) == (100, 100)  # the reference's
 
 
 def test_translate_with_the_reference_weights(reference_dir, facades, tmp_path):
+    """The paper's test-time protocol by default (G as in training: batch statistics of the one test
+    image, dropout on, from kit.generate's fixed seed); eval mode with --running-stats."""
     weights = reference_dir / "pix2pix_unet256_ngf8.pt"  # a dict holding 'state_dict', 'input', 'output'
     source = sorted((facades / "test").iterdir())[0]
-    assert train_pix2pix.main(["--init-from", str(weights), "--ngf", "8", "--translate", str(source),
-                               "--out", str(tmp_path / "run"), "--device", "cpu", "--threads", "1"]) == 0
-    (output,) = (tmp_path / "run" / "translated").iterdir()
-    assert output.name == source.stem + ".png" and Image.open(output).size == (512, 256)
-    assert_translated(load_reference(UNet256(ngf=8), weights).eval(), source, output)
+    G = load_reference(UNet256(ngf=8), weights)
+    for flags, run in (([], lambda G, x: kit.generate(G, x, training=True)),
+                       (["--running-stats"], lambda G, x: G.eval()(x))):
+        out = tmp_path / f"run{len(flags)}"
+        assert train_pix2pix.main(["--init-from", str(weights), "--ngf", "8", "--translate", str(source),
+                                   "--out", str(out), "--device", "cpu", "--threads", "1", *flags]) == 0
+        (output,) = (out / "translated").iterdir()
+        assert output.name == source.stem + ".png" and Image.open(output).size == (512, 256)
+        assert_translated(G, source, output, run)
+    # the two protocols give other images (dropout alone would make them differ)
+    assert not np.array_equal(*(np.asarray(Image.open(tmp_path / f"run{i}" / "translated" / output.name))
+                                for i in (0, 1)))
     with pytest.raises(MiniganError, match="--generator unet256"):
         train(facades, tmp_path / "x", "--init-from", str(weights), "--translate", str(source))
 
