@@ -6,7 +6,7 @@ The layers that courses usually hide behind torch are written out here and prove
 - `instance_norm`, `InstanceNorm2d`                instance norm with a hand-derived backward
 - `instance_norm_leaky_relu`, `InstanceNormLeakyReLU`  the fused IN + (Leaky)ReLU hot path
 - `receptive_field`, `receptive_field_table`       the receptive-field formula
-- `losses` (`d_loss`, `g_loss`, `gradient_penalty`)  the GAN games
+- `losses` (`d_loss`, `d_terms`, `g_loss`, `gradient_penalty`)  the GAN games
 
 The package, by role, in the order data flows through a training step:
 
@@ -34,10 +34,10 @@ from .errors import MiniganError  # noqa: E402
 from .layers import (conv_transpose2d, ConvTranspose2d, instance_norm, InstanceNorm2d,  # noqa: E402
                      instance_norm_leaky_relu, InstanceNormLeakyReLU, receptive_field, receptive_field_table)
 from . import losses  # noqa: E402
-from .losses import d_loss, g_loss, gradient_penalty  # noqa: E402
+from .losses import d_loss, d_terms, g_loss, gradient_penalty  # noqa: E402
 from .nets.reference import load_reference  # noqa: E402
 
 __all__ = ["MiniganError", "conv_transpose2d", "ConvTranspose2d", "instance_norm", "InstanceNorm2d",
            "instance_norm_leaky_relu", "InstanceNormLeakyReLU", "receptive_field", "receptive_field_table",
-           "losses", "d_loss", "g_loss", "gradient_penalty", "load_reference"]
+           "losses", "d_loss", "d_terms", "g_loss", "gradient_penalty", "load_reference"]
 __version__ = "0.1.0"
