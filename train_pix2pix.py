@@ -63,8 +63,8 @@ def train_step(G, D, opt_g, opt_d, real_a, real_b, args, autocast=contextlib.nul
 
     # D step: maximize log D(x, y) + log(1 - D(x, G(x))); the fake is detached, G stays fixed. D sees
     # the fake pair first, then the real one, as the reference code does: with batch norm each call
-    # is a batch of its own and updates the running statistics in call order, so the order shows in
-    # D's running statistics (what D computes in eval mode).
+    # is a batch of its own, so the losses do not depend on the order, but each call also updates the
+    # running statistics (D's state, what it computes in eval mode), and those do.
     if args.loss != "l1":
         with autocast():
             on_fake = D(torch.cat([real_a, fake_b.detach()], 1))                    # N x 6 x S x S in
