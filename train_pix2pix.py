@@ -23,6 +23,10 @@ At test time G runs as in training, the paper's protocol (sec. 3.3: "we apply dr
 and we apply batch normalization using the statistics of the test batch"; the reference's test.py
 without --eval): --translate, the val grids and val L1/PSNR do so, on test batches of --batch-size
 images (1, the paper's). --running-stats runs G in eval mode instead (running statistics, no dropout).
+--translate follows the reference's test.py in its sizes too: each input resized to --image-size squared (256), the
+output at that size, 8 bits by truncation (--native-size: near each image's own size). A|B pairs (a
+dataset folder, whose test/ split is used, or any image twice as wide as high) are split per
+--direction: the input half is translated, and input | output | target is written beside the output.
 
 Speed (measured on a busy 2-core CPU, --threads 1): the paper's nets at 256x256 take 6.5 s a step
 (facades: 400 steps an epoch); the toy U-Net at 64x64 with --ndf 32 takes 0.22 s. On a CPU shared with
@@ -33,7 +37,8 @@ Examples:
     python train_pix2pix.py --data facades --generator toy --image-size 64 --ndf 32   # a CPU run
     python train_pix2pix.py --data facades --loss l1             # L1 only, to see its effect
     python train_pix2pix.py --resume runs/pix2pix-facades-<time> # continue exactly where it stopped
-    python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate photos/   # or a file
+    python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate datasets/facades  # test/ pairs
+    python train_pix2pix.py --checkpoint runs/pix2pix-facades-<time> --translate labels/   # or a file
     python train_pix2pix.py --init-from facades_label2photo.pth --translate labels/   # published weights
 """
 import argparse
@@ -160,7 +165,7 @@ def main(argv=None):
     if scaler.is_enabled():  # fp16's loss scale: a resumed run goes on with it
         run.track(scaler=scaler)
     if args.translate:
-        translate_files(G, args, ckpt, run.dir, MULTIPLE[args.generator], run.device,
+        translate_files(G, args, ckpt, run.dir, MULTIPLE[args.generator], run.device, direction=args.direction,
                         training=not args.running_stats)  # one image per test batch, as the paper's
         return 0
 

@@ -4,11 +4,11 @@ downloading the known ones (`download`), and image I/O and sample grids (`images
 Batches from here feed the nets in `minigan.nets`; the kit (`minigan.kit`) orders them by seed and
 epoch. Nothing here imports the layers, the nets or the kit.
 """
-from .datasets import (MNIST, ImageFolder, PairedImages, UnpairedImages, center_square, random_crop_flip,
-                       split_pair, transform)
+from .datasets import (MNIST, ImageFolder, PairedImages, UnpairedImages, center_square, halves,
+                       random_crop_flip, split_pair, transform)
 from .download import find_dataset, layout_problem
 from .images import image_files, load_image, save_grid, save_image
 
-__all__ = ["MNIST", "ImageFolder", "PairedImages", "UnpairedImages", "center_square", "random_crop_flip",
+__all__ = ["MNIST", "ImageFolder", "PairedImages", "UnpairedImages", "center_square", "halves", "random_crop_flip",
            "split_pair", "transform", "find_dataset", "layout_problem", "image_files", "load_image",
            "save_grid", "save_image"]

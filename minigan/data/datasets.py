@@ -243,14 +243,19 @@ class PairedImages(torch.utils.data.Dataset):
         return split_pair(ab, self.direction, self.load_size, self.crop_size, self.train)
 
 
-def split_pair(ab, direction="AtoB", load_size=286, crop_size=256, train=True):
-    """One A|B image -> (input, target) tensors; the halves share one random crop and flip."""
+def halves(ab, direction="AtoB"):
+    """One A|B image -> its (input, target) halves, PIL images: A is the left w // 2 columns, as the
+    reference's aligned dataset cuts them; BtoA swaps them."""
     w, h = ab.size
     a, b = ab.crop((0, 0, w // 2, h)), ab.crop((w // 2, 0, w, h))
-    params = random_crop_flip(load_size, crop_size) if train else None
-    a = transform(a, load_size, crop_size, train, params)
-    b = transform(b, load_size, crop_size, train, params)
     return (a, b) if direction == "AtoB" else (b, a)
+
+
+def split_pair(ab, direction="AtoB", load_size=286, crop_size=256, train=True):
+    """One A|B image -> (input, target) tensors; the halves share one random crop and flip."""
+    x, y = halves(ab, direction)
+    params = random_crop_flip(load_size, crop_size) if train else None
+    return transform(x, load_size, crop_size, train, params), transform(y, load_size, crop_size, train, params)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -107,15 +107,24 @@ def from_pil(img):
     return pixels.permute(2, 0, 1).float() / 127.5 - 1.0  # CxHxW in [-1, 1]
 
 
-def to_pil(t):
-    """Float tensor CxHxW (C=1 or 3) or HxW in [-1, 1] -> PIL "L"/"RGB" image; out-of-range values clamp."""
+def to_pil(t, truncate=False):
+    """Float tensor CxHxW (C=1 or 3) or HxW in [-1, 1] -> PIL "L"/"RGB" image; out-of-range values clamp.
+
+    truncate=True converts to 8 bits as the reference code's tensor2im does, v = floor((x + 1) * 127.5)
+    (its `astype(uint8)`), instead of rounding: about half the pixels come out one level darker.
+
+    >>> t = torch.tensor([[[-0.5, 0.0, 0.6]]])                    # (x + 1) * 127.5 = 63.75, 127.5, 204
+    >>> [[to_pil(t, truncate).getpixel((i, 0)) for i in range(3)] for truncate in (False, True)]
+    [[64, 128, 204], [63, 127, 204]]
+    """
     t = t.detach().cpu().float()
     if t.ndim == 2:
         t = t.unsqueeze(0)
     if t.ndim != 3 or t.shape[0] not in MODES:
         raise ValueError(f"to_pil expects a CxHxW tensor with C=1 or 3 (or HxW), got shape {tuple(t.shape)}")
     t = torch.nan_to_num(t, nan=0.0).clamp(-1.0, 1.0)
-    pixels = ((t + 1.0) * 127.5).round().to(torch.uint8)  # CxHxW in {0..255}
+    pixels = (t + 1.0) * 127.5  # in float32, the same as the reference's (x + 1) / 2 * 255
+    pixels = (pixels if truncate else pixels.round()).to(torch.uint8)  # CxHxW in {0..255}; uint8 truncates
     array = pixels.permute(1, 2, 0).numpy()                 # HxWxC, as PIL wants
     if array.shape[2] == 1:
         return Image.fromarray(array[:, :, 0], mode="L")
@@ -139,9 +148,10 @@ def _save_atomic(img, path):
         raise
 
 
-def save_image(t, path):
-    """Save one CxHxW (or HxW) tensor in [-1, 1] as an image file (format from the extension), atomically."""
-    _save_atomic(to_pil(t), path)
+def save_image(t, path, truncate=False):
+    """Save one CxHxW (or HxW) tensor in [-1, 1] as an image file (format from the extension),
+    atomically; `truncate` as in to_pil."""
+    _save_atomic(to_pil(t, truncate), path)
 
 
 def make_grid(batch, nrow=8, padding=2):

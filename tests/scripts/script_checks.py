@@ -56,11 +56,20 @@ def assert_same_state(a, b, names):
             assert torch.equal(x, y) if torch.is_tensor(x) else x == y, name
 
 
-def assert_translated(G, source, output, run=None):
-    """`output` is G's translation of the image file `source` (up to 8-bit rounding); `run(G, x)`
-    computes it (default: G(x))."""
+def assert_translated(G, source, output, size=None, half=None, run=None):
+    """`output` is G's translation of the image file `source` (of its left or right `half` for an A|B
+    pair): by the reference's protocol at size x size (Pillow bicubic in, 8 bits by truncation), or
+    with size None at the image's own size, one G takes (rounded); up to one level (float32 sums).
+    `run(G, x)` computes G's output (default: G(x))."""
     run = run or (lambda G, x: G(x))
+    img = load_image(source)
+    if half is not None:
+        w, h = img.size
+        img = img.crop((0, 0, w // 2, h) if half == "left" else (w // 2, 0, w, h))
     with torch.no_grad():
-        expected = to_pil(run(G, from_pil(load_image(source))[None])[0])
+        if size is None:
+            expected = to_pil(run(G, from_pil(img)[None])[0])
+        else:
+            expected = to_pil(run(G, from_pil(img.resize((size, size), Image.BICUBIC))[None])[0], truncate=True)
     diff = np.asarray(Image.open(output), dtype=int) - np.asarray(expected, dtype=int)
     assert np.abs(diff).max() <= 1

@@ -71,16 +71,17 @@ def test_train_schedule_resume_and_translate(horses, tmp_path):
     assert log(split) == rows
     assert_same_state(final, checkpoint.load_checkpoint(split), TRACKED)
 
-    # --translate with the checkpoint: one output per input, each the input's size; BtoA uses G_BA
+    # --translate with the checkpoint: one output per input, at --image-size (32); BtoA uses G_BA
     assert train_cyclegan.main(["--checkpoint", str(straight), "--translate", str(horses / "testB"),
                                 "--direction", "BtoA", "--threads", "1"]) == 0
     inputs = sorted((horses / "testB").iterdir())
     outputs = sorted((straight / "translated").iterdir())
     assert [p.stem for p in outputs] == [p.stem for p in inputs]
-    assert all(Image.open(o).size == Image.open(i).size for o, i in zip(outputs, inputs))
+    assert all(Image.open(o).size == (32, 32) for o in outputs)
+    assert not (straight / "side_by_side").exists()  # CycleGAN's images are never A|B pairs
     G_BA = ResnetGenerator(ngf=8, n_blocks=2)
     G_BA.load_state_dict(final["state"]["G_BA"])
-    assert_translated(G_BA.eval(), inputs[0], outputs[0])
+    assert_translated(G_BA.eval(), inputs[0], outputs[0], size=32)
 
 
 def test_lr_schedule_per_epoch(horses, tmp_path, monkeypatch):
@@ -97,14 +98,16 @@ def test_translate_with_the_reference_weights(reference_dir, horses, tmp_path):
     odd = tmp_path / "in" / "odd.png"  # a size the generator does not take: resized there and back
     odd.parent.mkdir()
     load_image(sorted((horses / "testA").iterdir())[0]).resize((90, 70)).save(odd)
-    for source in (horses / "testA", odd):
+    for source, flags in ((horses / "testA", []), (odd, []), (odd, ["--native-size", "--out", str(tmp_path / "n")])):
         assert train_cyclegan.main(["--init-from", str(weights), "--ngf", "8", "--translate", str(source),
-                                    "--out", str(tmp_path / "run"), "--device", "cpu", "--threads", "1"]) == 0
+                                    "--out", str(tmp_path / "run"), "--device", "cpu", "--threads", "1", *flags]) == 0
     outputs = sorted((tmp_path / "run" / "translated").iterdir())
     assert [p.name for p in outputs] == ["n02381460_1000.png", "n02381460_1010.png", "odd.png"]
-    assert Image.open(tmp_path / "run" / "translated" / "odd.png").size == (90, 70)
+    assert all(Image.open(p).size == (256, 256) for p in outputs)  # the reference's protocol
+    assert Image.open(tmp_path / "n" / "translated" / "odd.png").size == (90, 70)  # --native-size
     G = load_reference(ResnetGenerator(ngf=8, n_blocks=9), weights).eval()
-    assert_translated(G, sorted((horses / "testA").iterdir())[1], outputs[1])
+    assert_translated(G, sorted((horses / "testA").iterdir())[1], outputs[1], size=256)
+    assert_translated(G, odd, outputs[2], size=256)
     with pytest.raises(MiniganError, match="was it saved with another ngf"):  # the file is ngf 8
         train_cyclegan.main(["--init-from", str(weights), "--translate", str(odd), "--out", str(tmp_path / "r2")])
 

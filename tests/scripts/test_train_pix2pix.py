@@ -62,16 +62,17 @@ def test_train_validate_resume_and_translate(facades, tmp_path):
     final = checkpoint.load_checkpoint(straight)
     assert_same_state(final, checkpoint.load_checkpoint(split), ["G", "D", "opt_g", "opt_d", "sched_g", "sched_d"])
 
-    # --translate with the checkpoint: one output per input, at the input's size (512x256 A|B files)
+    # --translate the dataset folder with the checkpoint: its test/ A|B pairs, the input half (BtoA:
+    # the right one) at --image-size 32, and input | output | target beside each output
     test_files = sorted((facades / "test").iterdir())
-    assert train_pix2pix.main(["--checkpoint", str(straight), "--translate", str(facades / "test"),
-                               "--threads", "1"]) == 0
+    assert train_pix2pix.main(["--checkpoint", str(straight), "--translate", str(facades), "--threads", "1"]) == 0
     outputs = sorted((straight / "translated").iterdir())
     assert [p.stem for p in outputs] == [p.stem for p in test_files]
-    assert all(Image.open(p).size == (512, 256) for p in outputs)
+    assert all(Image.open(p).size == (32, 32) for p in outputs)
+    assert all(Image.open(p).size == (96, 32) for p in (straight / "side_by_side").iterdir())
     G = ToyUNet(ngf=8)
     G.load_state_dict(final["state"]["G"])
-    assert_translated(G.eval(), test_files[0], outputs[0])
+    assert_translated(G.eval(), test_files[0], outputs[0], size=32, half="right")
 
 
 def test_lr_schedule_per_epoch(facades, tmp_path, monkeypatch):
@@ -110,9 +111,10 @@ def test_translate_with_the_reference_weights(reference_dir, facades, tmp_path):
         out = tmp_path / f"run{len(flags)}"
         assert train_pix2pix.main(["--init-from", str(weights), "--ngf", "8", "--translate", str(source),
                                    "--out", str(out), "--device", "cpu", "--threads", "1", *flags]) == 0
-        (output,) = (out / "translated").iterdir()
-        assert output.name == source.stem + ".png" and Image.open(output).size == (512, 256)
-        assert_translated(G, source, output, run)
+        (output,) = (out / "translated").iterdir()  # a 512x256 pair: the reference's 256x256 output
+        assert output.name == source.stem + ".png" and Image.open(output).size == (256, 256)
+        assert Image.open(out / "side_by_side" / output.name).size == (768, 256)
+        assert_translated(G, source, output, size=256, half="right", run=run)
     # the two protocols give other images (dropout alone would make them differ)
     assert not np.array_equal(*(np.asarray(Image.open(tmp_path / f"run{i}" / "translated" / output.name))
                                 for i in (0, 1)))
