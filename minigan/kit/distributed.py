@@ -59,7 +59,11 @@ def setup(device):
     if device.type == "mps":
         raise MiniganError("torchrun: Apple's mps has no multi-process backend; use --device cpu or cuda")
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        local = int(os.environ["LOCAL_RANK"])
+        if local >= torch.cuda.device_count():
+            raise MiniganError(f"torchrun: process {local} of this machine, but it has {torch.cuda.device_count()} "
+                               "GPU(s): one process per GPU (--nproc_per_node), or --device cpu")
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=TIMEOUT,
