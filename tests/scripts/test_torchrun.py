@@ -24,6 +24,7 @@ from minigan.kit import checkpoint
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_cyclegan  # noqa: E402
+import train_dcgan  # noqa: E402
 import train_pix2pix  # noqa: E402
 from script_checks import assert_same_state, link_subset, read_log as log  # noqa: E402
 
@@ -153,7 +154,7 @@ DCGAN = ["--ngf", "8", "--ndf", "8", "--batch-size", "2", "--device", "cpu", "--
          "--sample-every", "100"]
 
 
-def test_dcgan_replicas_and_resume_reproduces_the_uninterrupted_run(data_root, tmp_path):
+def test_dcgan_replicas_and_resume_reproduces_the_uninterrupted_run(data_root, tmp_path, capsys):
     faces = data_root / "anime_faces"
     straight, split = tmp_path / "straight", tmp_path / "split"
     ok(torchrun("train_dcgan.py", "--data", faces, "--out", straight, *DCGAN, "--max-steps", "6",
@@ -165,6 +166,14 @@ def test_dcgan_replicas_and_resume_reproduces_the_uninterrupted_run(data_root, t
     assert log(straight) == log(split)
     for ra, rb in zip(a["rng_ranks"], b["rng_ranks"]):  # each rank's generators went on exactly
         assert torch.equal(ra["torch"], rb["torch"]) and torch.equal(ra["numpy"]["keys"], rb["numpy"]["keys"])
+
+    # one process may go on with a 2-process run: it says, in one line, that it is no longer exact
+    capsys.readouterr()
+    assert train_dcgan.main(["--resume", str(split), "--max-steps", "7"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: resuming a run of 2 process(es) with 1: it goes on, but no longer bit for "
+                        "bit as the original would have"]
+    assert checkpoint.load_checkpoint(split)["world_size"] == 1
 
 
 def worker_pid(launcher, rank):
