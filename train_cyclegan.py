@@ -48,7 +48,7 @@ import torch
 from tqdm import tqdm
 
 from minigan import kit, losses
-from minigan.data import UnpairedImages, find_dataset, image_files, load_image, save_grid, transform
+from minigan.data import UnpairedImages, check_images, find_dataset, image_files, load_image, save_grid, transform
 from minigan.errors import MiniganError
 from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
 from minigan.kit.image_pool import ImagePool
@@ -135,7 +135,9 @@ def main(argv=None):
         root = find_dataset(args.data, args.data_root, "unpaired")
         load = round(args.image_size * LOAD / CROP)
         data = UnpairedImages(root, "train", load, args.image_size, train=True)  # (a, random b), 3 x S x S
-        test_a, test_b = (load_test_split(root / f"test{d}", args.image_size, args.test_images) for d in "AB")
+        tests = [image_files(root / f"test{d}")[:args.test_images] for d in "AB"]
+        check_images([*data.file_lists(), *tests], args.skip_bad_images)  # every file opens, or one error
+        test_a, test_b = (load_test_split(files, root / f"test{d}", args.image_size) for files, d in zip(tests, "AB"))
     run = kit.Run("cyclegan", args, ckpt)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     autocast, scaler = mixed_precision(args.amp, run.device)
@@ -182,9 +184,8 @@ def main(argv=None):
     return run.exit_code
 
 
-def load_test_split(folder, size, limit=None):
-    """The first `limit` images of a test folder, resized to size x size: (n, 3, size, size)."""
-    files = image_files(folder)[:limit]
+def load_test_split(files, folder, size):
+    """The test images `files` of `folder`, resized to size x size: (n, 3, size, size)."""
     if not files:
         raise MiniganError(f"no test images in {folder}: the sample grids and test cycle L1 need testA/ and testB/")
     return torch.stack([transform(load_image(f), size, size, train=False) for f in files])

@@ -19,7 +19,7 @@ Examples:
 import torch
 
 from minigan import kit, losses
-from minigan.data import MNIST, ImageFolder, find_dataset, layout_problem, save_grid
+from minigan.data import MNIST, ImageFolder, check_images, find_dataset, layout_problem, save_grid
 from minigan.kit import latent
 from minigan.nets import DCGANDiscriminator, DCGANGenerator
 
@@ -65,6 +65,13 @@ def main(argv=None):
         parser.error("--data is required")
     is_mnist = str(args.data).lower() == "mnist" or layout_problem(args.data, "mnist") is None
     args.channels = args.channels or (1 if is_mnist else 3)  # resolved now, so checkpoints record it
+    if not (args.sample or args.interpolate):  # the data first: a wrong --data fails before anything is written
+        if is_mnist:  # items are (image, label): keep the image
+            mnist = find_dataset(args.data, args.data_root, "mnist")
+            data = ImagesOnly(MNIST(mnist, train=True, image_size=IMAGE_SIZE))
+        else:         # resized and centre-cropped to 64x64; every file opens, or one error
+            data = ImageFolder(find_dataset(args.data, args.data_root, "folder"), IMAGE_SIZE, args.channels)
+            check_images(data.file_lists(), args.skip_bad_images)
     run = kit.Run("dcgan", args, ckpt)
 
     # The nets: z (100x1x1) -> Cx64x64 in [-1, 1] through transposed convolutions, and a strided-conv
@@ -80,11 +87,6 @@ def main(argv=None):
         latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
         return 0
 
-    if is_mnist:  # items are (image, label): keep the image
-        mnist = find_dataset(args.data, args.data_root, "mnist")
-        data = ImagesOnly(MNIST(mnist, train=True, image_size=IMAGE_SIZE))
-    else:         # resized and centre-cropped to 64x64
-        data = ImageFolder(find_dataset(args.data, args.data_root, "folder"), IMAGE_SIZE, args.channels)
     fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
 
     for step, real in run.batches(data):

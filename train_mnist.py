@@ -72,6 +72,8 @@ def main(argv=None):
     # sharp by then.
     kit.add_common_args(parser, batch_size=128, lr=2e-4, beta1=0.5, epochs=50, sample_every=500)
     args, ckpt = kit.parse_args(parser, argv)
+    if not (args.sample or args.interpolate):  # the data first: a wrong --data fails before anything is written
+        data = MNIST(find_dataset(args.data, args.data_root, "mnist"), train=True)  # 60000 digits, 1x28x28 in [-1, 1]
     run = kit.Run("mnist", args, ckpt)
 
     # The nets: z (100) -> 1x28x28 image in [-1, 1], and image -> one logit. torch's default init, as
@@ -85,7 +87,6 @@ def main(argv=None):
         latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
         return 0
 
-    data = MNIST(find_dataset(args.data, args.data_root, "mnist"), train=True)  # 60000 digits, 1x28x28 in [-1, 1]
     fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
 
     for step, (real, _) in run.batches(data):

@@ -49,7 +49,7 @@ import torch
 from tqdm import tqdm
 
 from minigan import kit, losses
-from minigan.data import PairedImages, find_dataset, save_grid
+from minigan.data import PairedImages, check_images, find_dataset, save_grid
 from minigan.errors import MiniganError
 from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
 from minigan.nets import PatchGAN, PoolDiscriminator64, PoolUNet64, ToyUNet, UNet256, load_reference
@@ -138,6 +138,7 @@ def main(argv=None):
         load = round(args.image_size * LOAD / CROP)
         data = PairedImages(root, "train", args.direction, load, args.image_size, train=True)  # (x, y) 3xSxS
         val = PairedImages(root, "val", args.direction, load, args.image_size, train=False)    # resized only
+        check_images([*data.file_lists(), *val.file_lists()], args.skip_bad_images)  # all open, or one error
         val_x, val_y = (torch.stack(t) for t in zip(*(val[i] for i in range(min(4, len(val))))))  # the grid's
     run = kit.Run("pix2pix", args, ckpt)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format

@@ -195,6 +195,10 @@ class ImageFolder(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.files)
 
+    def file_lists(self):
+        """The lists of files read (for checking them all before training: minigan.data.check)."""
+        return [self.files]
+
     def __getitem__(self, i):
         img = load_image(self.files[i], self.channels)
         return from_pil(center_square(img, self.image_size))
@@ -235,6 +239,9 @@ class PairedImages(torch.utils.data.Dataset):
 
     def __len__(self):
         return len(self.files)
+
+    def file_lists(self):
+        return [self.files]
 
     def __getitem__(self, i):
         ab = load_image(self.files[i])
@@ -289,6 +296,9 @@ class UnpairedImages(torch.utils.data.Dataset):
 
     def __len__(self):
         return max(len(self.files_a), len(self.files_b))
+
+    def file_lists(self):
+        return [self.files_a, self.files_b]
 
     def __getitem__(self, i):
         g = _item_generator(self.seed, i)

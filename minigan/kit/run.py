@@ -126,6 +126,9 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None,
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     g.add_argument("--workers", type=int, default=0, metavar="N",
                    help="DataLoader worker processes (default: 0)")
+    g.add_argument("--skip-bad-images", action="store_true",
+                   help="train without the image files that cannot be read (default: list them all and stop "
+                   "before training; every image file is checked first)")
     if epochs_decay is None:
         g.add_argument("--epochs", type=int, default=epochs, metavar="N",
                        help=f"passes over the data (default: {epochs})")
