@@ -100,7 +100,7 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_
 
 
 def main(argv=None):
-    parser = kit.parser(__doc__)
+    parser = kit.parser(__doc__, "cyclegan")
     parser.add_argument("--data", default="horse2zebra", help="a folder with trainA/ trainB/ testA/ testB/, "
                         "or a CycleGAN dataset name in the data root (default: horse2zebra)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],

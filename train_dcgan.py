@@ -44,7 +44,7 @@ def train_step(G, D, opt_g, opt_d, real, z):
 
 
 def main(argv=None):
-    parser = kit.parser(__doc__)
+    parser = kit.parser(__doc__, "dcgan")
     parser.add_argument("--data", metavar="PATH|NAME",
                         help="(required) a folder of images (searched recursively), a dataset name "
                         "looked up in the data root ($MINIGAN_DATA, e.g. anime_faces), or 'mnist' / a folder "

@@ -50,7 +50,7 @@ def train_step(G, D, opt_g, opt_d, real, z, args):
 
 
 def main(argv=None):
-    parser = kit.parser(__doc__)
+    parser = kit.parser(__doc__, "mnist")
     parser.add_argument("--data", default="mnist", metavar="PATH|NAME",
                         help="'mnist' (looked up in the data root, downloaded if absent) or a folder holding "
                         "the four MNIST idx files (default: mnist)")

@@ -99,7 +99,7 @@ def train_step(G, D, opt_g, opt_d, real_a, real_b, args, autocast=contextlib.nul
 
 
 def main(argv=None):
-    parser = kit.parser(__doc__)
+    parser = kit.parser(__doc__, "pix2pix")
     parser.add_argument("--data", default="facades", help="a folder with train/ and val/ of side-by-side "
                         "A|B images, or a pix2pix dataset name in the data root (default: facades)")
     parser.add_argument("--direction", choices=["AtoB", "BtoA"],

@@ -4,6 +4,7 @@ A checkpoint is one `torch.save` file of plain types and tensors only, so it loa
 `torch.load(..., weights_only=True)` -- loading runs no pickled code:
 
     {"format": "minigan-checkpoint", "version": 1,
+     "script": the training script that wrote it ("cyclegan" for train_cyclegan.py),
      "step":  completed training steps (the epoch and the batch inside it follow from it),
      "args":  the run's command-line arguments (str / int / float / bool / None),
      "state": {name: obj.state_dict()} for every model, optimizer, LR scheduler, image pool...,
@@ -79,10 +80,10 @@ def plain(value):
     return str(value)
 
 
-def capture(objects, step, args=None, extra=None):
+def capture(objects, step, args=None, extra=None, script=None):
     """The checkpoint of a run: `objects` maps names to things with `state_dict()` (nets, optimizers,
     schedulers, image pools); `args` and `extra` are stored as plain values."""
-    return {"format": FORMAT, "version": VERSION, "step": int(step), "args": plain(args or {}),
+    return {"format": FORMAT, "version": VERSION, "script": script, "step": int(step), "args": plain(args or {}),
             "state": {name: obj.state_dict() for name, obj in objects.items()},
             "rng": rng_state(), "extra": extra or {}}
 

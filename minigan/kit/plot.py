@@ -10,7 +10,9 @@ thin raw line is overdrawn by a moving average when there are many steps.
 >>> path = plot_losses(rows, Path(tempfile.mkdtemp()) / "losses.png")
 >>> Image.open(path).size
 (800, 450)
+>>> _ = plot_losses(rows + [{"step": 50, "d_loss": float("nan"), "g_loss": float("inf")}], path)  # not drawn
 """
+import math
 import os
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def plot_losses(rows, path, keys=None, title="Generator and discriminator loss d
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN[0], MARGIN[1], SIZE[0] - MARGIN[2], SIZE[1] - MARGIN[3]
     draw.text((left, 4), title, fill="black")
-    values = sorted(r[k] for r in rows for k in keys if k in r)
+    values = sorted(r[k] for r in rows for k in keys if k in r and math.isfinite(r[k]))  # no NaN (a skipped step)
     if values:
         y_lo, y_hi = values[len(values) // 100], values[-1 - len(values) // 100]
         if y_hi - y_lo < 1e-6:
@@ -48,7 +50,9 @@ def plot_losses(rows, path, keys=None, title="Generator and discriminator loss d
         draw.text((right - 90, bottom + 6), f"step {x_hi}", fill="black")
         for i, key in enumerate(keys):
             color = COLORS[i % len(COLORS)]
-            points = [(r["step"], r[key]) for r in rows if key in r]
+            points = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+            if not points:
+                continue
             window = max(1, len(points) // 100)
             faint = tuple(c + (255 - c) * 2 // 3 for c in color)
             if window > 1:  # raw values faint, their moving average on top

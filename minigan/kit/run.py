@@ -2,7 +2,7 @@
 
 A script uses it like this (the GAN itself stays in the script, visible):
 
-    parser = kit.parser(__doc__)                      # the script's own flags, then
+    parser = kit.parser(__doc__, "mnist")             # the script's own flags, then
     kit.add_common_args(parser, batch_size=..., lr=..., beta1=..., epochs=...)  # the papers' defaults
     args, ckpt = kit.parse_args(parser, argv)         # --resume: the saved arguments come back
     run = kit.Run("mnist", args, ckpt)                # device, seed, run dir, config printout
@@ -12,7 +12,7 @@ A script uses it like this (the GAN itself stays in the script, visible):
         ...D step, G step...
         run.log(d_loss=..., g_loss=...)               # JSONL + tqdm; checkpoints every N steps
         if run.sample_due: save_grid(...)
-    return run.exit_code                              # 130 after Ctrl-C (a checkpoint was written)
+    return run.exit_code                              # 130 after Ctrl-C, 143 after SIGTERM (checkpoint written)
 
     if __name__ == "__main__": kit.run_main(main)    # MiniganError -> one line, exit 2
 
@@ -23,6 +23,11 @@ same whether the run was interrupted or not, with or without worker processes, i
 (and under torchrun in whatever process: distributed.py; SeededBatches). The torch/numpy/python generators continue
 from the checkpoint (dropout, noise, image pools), and the fixed sample noise has its own generator.
 On CPU a resumed run therefore reproduces an uninterrupted one bit for bit.
+
+What the run does when something goes wrong (a failure in a step, a NaN, SIGTERM, a full disk) is in
+guard.py. On --resume the checkpoint must come from the same script, and the flags given now may
+differ from the checkpoint's only in RESUMABLE (and the per-invocation SESSION_FLAGS): any other
+(--ngf, --image-size, --lr, ...) is refused, naming it and both values.
 """
 import argparse
 import contextlib
@@ -30,8 +35,8 @@ import json
 import random
 import signal
 import sys
-import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +47,18 @@ from tqdm import tqdm
 from ..errors import MiniganError
 from ..layers.conv_transpose import ConvTranspose2d
 from ..layers.instance_norm import InstanceNorm2d, InstanceNormLeakyReLU
-from . import checkpoint, distributed
+from . import checkpoint, distributed, guard
 from .plot import plot_losses
 
 # flags that belong to this invocation, not to the run: never taken back from a checkpoint
 SESSION_FLAGS = {"resume", "checkpoint", "out", "device", "threads", "workers", "sample", "interpolate",
                  "max_steps", "data_root"}
+# flags that may differ from the checkpoint's on --resume (a note says so): how long to train, how
+# often to write, what to do about NaNs and bad files, where the data is. Everything else -- the nets,
+# the image size, the losses, the learning rates (the optimizers' saved state holds them), the batch
+# size, the seed -- must stay what the run was trained with.
+RESUMABLE = {"epochs", "epochs_decay", "sample_every", "checkpoint_every", "test_images", "on_nan",
+             "skip_bad_images", "data", "channels_last", "init_from"}
 
 
 # --- device, seeds, initial weights ---
@@ -100,9 +111,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def parser(doc):
-    """An argument parser whose description is the script's docstring."""
-    return Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parser(doc, script=None):
+    """An argument parser for train_<script>.py whose description is the script's docstring."""
+    p = Parser(prog=f"train_{script}.py" if script else None, description=doc,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.script = script  # --resume refuses a checkpoint of another script
+    return p
 
 
 def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None, sample_every=500,
@@ -126,6 +140,9 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None,
     g.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's choice)")
     g.add_argument("--workers", type=int, default=0, metavar="N",
                    help="DataLoader worker processes (default: 0)")
+    g.add_argument("--on-nan", default="stop", choices=["stop", "skip"],
+                   help="a NaN or infinite loss stops the run before its optimizer step, keeping the last "
+                   "completed step (stop), or that optimizer step is skipped (skip) (default: stop)")
     g.add_argument("--skip-bad-images", action="store_true",
                    help="train without the image files that cannot be read (default: list them all and stop "
                    "before training; every image file is checked first)")
@@ -169,8 +186,47 @@ def parse_args(parser, argv=None):
         return args, None
     ckpt = checkpoint.load_checkpoint(source)
     ckpt["path"] = str(checkpoint.find_checkpoint(source))
+    script, written_by = getattr(parser, "script", None), ckpt.get("script")
+    if script and written_by and written_by != script:
+        raise MiniganError(f"{ckpt['path']} was written by train_{written_by}.py, not train_{script}.py: "
+                           f"continue it with python train_{written_by}.py --resume {Path(ckpt['path']).parent}")
+    given = given_flags(parser, argv)
     parser.set_defaults(**{k: v for k, v in ckpt["args"].items() if k not in SESSION_FLAGS})
-    return parser.parse_args(argv), ckpt
+    args = parser.parse_args(argv)
+    if args.resume:
+        check_changed_flags(parser, given, args, ckpt)
+    return args, ckpt
+
+
+def given_flags(parser, argv):
+    """The names (dests) of the flags on the command line `argv`, whatever their defaults."""
+    unset, defaults = object(), {action: action.default for action in parser._actions}
+    try:
+        for action in defaults:
+            action.default = unset
+        given = parser.parse_args(argv)
+    finally:
+        for action, default in defaults.items():
+            action.default = default
+    return {name for name, value in vars(given).items() if value is not unset}
+
+
+def check_changed_flags(parser, given, args, ckpt):
+    """Refuse a flag given now that differs from the checkpoint's, naming both values, unless it is
+    RESUMABLE; those get one line of note."""
+    option = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    saved = ckpt["args"]
+    changed = [(option[name], saved[name], getattr(args, name)) for name in sorted(given)
+               if name in saved and name not in SESSION_FLAGS and checkpoint.plain(getattr(args, name)) != saved[name]]
+    refused = [(flag, old, new) for flag, old, new in changed if flag.lstrip("-").replace("-", "_") not in RESUMABLE]
+    if refused:
+        named = ", ".join(f"{flag} {new} (the run was trained with {flag} {old})" for flag, old, new in refused)
+        raise MiniganError(f"{ckpt['path']}: {named}; a run continues with the model and training flags it was "
+                           f"trained with: drop {' '.join(flag for flag, _, _ in refused)} to resume it, or start a "
+                           "new run (what may change on resume: " + ", ".join(
+                               "--" + n.replace("_", "-") for n in sorted(RESUMABLE)) + ")")
+    if changed and distributed.is_main():
+        print("note: resuming with " + ", ".join(f"{flag} {new} (was {old})" for flag, old, new in changed))
 
 
 # --- data order ---
@@ -248,21 +304,25 @@ def seed_worker(worker_id):
     random.seed(seed)
     np.random.seed(seed)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a scheduler signals the whole job: the main process ends it
 
 
 # --- the run ---
 
 class Run:
-    """One training run: its directory, loss log, progress bar, checkpoints and Ctrl-C handling."""
+    """One training run: its directory, loss log, progress bar, checkpoints and what happens when it
+    fails (its Guard: Ctrl-C, SIGTERM, NaNs, exceptions, a full disk)."""
 
     def __init__(self, script, args, ckpt=None, data_name=None):
-        self.args, self.ckpt = args, ckpt
+        self.script, self.args, self.ckpt = script, args, ckpt
+        self.guard = guard.Guard(self)
         self.device = distributed.setup(pick_device(args.device))  # under torchrun: joins the others
         self.world = distributed.world_size()
         if args.threads:
             torch.set_num_threads(args.threads)
         seed_everything(args.seed)
         self.step = ckpt["step"] if ckpt else 0  # completed steps
+        self.saved_step = ckpt["step"] if ckpt else None  # the step of the checkpoint file on disk
         self.epoch, self.epoch_end, self.last_step, self.interrupted = 0, False, False, False
         self.objects, self.extra = {}, dict(ckpt["extra"]) if ckpt else {}
         data_name = data_name or Path(str(getattr(args, "data", "data"))).name
@@ -325,25 +385,43 @@ class Run:
         if self.ckpt:
             checkpoint.restore(self.ckpt, objects, self.ckpt["path"])
 
-    def save(self):
+    def capture(self):
+        """This process's state now, as a checkpoint (see checkpoint.py)."""
+        ckpt = checkpoint.capture(self.objects, self.step, vars(self.args), self.extra, self.script)
+        ckpt.update(world_size=self.world, effective_batch_size=self.world * self.args.batch_size)
+        return ckpt
+
+    def save(self, ckpt=None):
         """Write checkpoint.pt atomically, and refresh the loss curve. Under torchrun every process
-        calls this: their nets are checked to be identical, rank 0 writes, with every rank's RNG state."""
-        distributed.check_replicas({k: v for k, v in self.objects.items() if isinstance(v, nn.Module)}, self.step)
-        rng_ranks = distributed.all_gather(checkpoint.rng_state())
+        calls this: their nets are checked to be identical, rank 0 writes, with every rank's RNG state.
+        A given `ckpt` (a failed run's last completed step, guard.py) is written by rank 0 alone.
+        When the write fails the previous checkpoint file is intact, and the run stops saying so."""
+        if ckpt is None:
+            distributed.check_replicas({k: v for k, v in self.objects.items() if isinstance(v, nn.Module)},
+                                       self.step)
+            rng_ranks = distributed.all_gather(checkpoint.rng_state())
+            ckpt = dict(self.capture(), rng_ranks=rng_ranks) if self.is_main else None
         if not self.is_main:
             return
-        ckpt = checkpoint.capture(self.objects, self.step, vars(self.args), self.extra)
-        ckpt.update(world_size=self.world, effective_batch_size=self.world * self.args.batch_size,
-                    rng_ranks=rng_ranks)
-        checkpoint.save_checkpoint(self.dir / checkpoint.NAME, ckpt)
+        path = self.dir / checkpoint.NAME
+        try:
+            checkpoint.save_checkpoint(path, ckpt)
+        except OSError as e:
+            before = (f"the previous checkpoint there, of step {self.saved_step}, is intact: free some space and "
+                      f"continue with: {self.guard.resume_command()}" if self.saved_step is not None else
+                      "no earlier checkpoint was written")
+            raise guard.CheckpointNotSaved(f"could not write the checkpoint of step {ckpt['step']} to {path} "
+                                           f"({e.strerror or e}); {before}") from None
+        self.saved_step = ckpt["step"]
         if self.rows:
-            plot_losses(self.rows, self.dir / "losses.png")
+            plot_losses([row for row in self.rows if row["step"] < ckpt["step"]], self.dir / "losses.png")
 
     def batches(self, dataset, epochs=None):
         """Yield (step, batch) for `epochs` (default --epochs) or until --max-steps, from the step the
         run is at. The RNG
         states of a resumed run are restored here, the last thing before the loop. After each step:
-        a checkpoint every --checkpoint-every steps; Ctrl-C ends the loop after the current step."""
+        a checkpoint every --checkpoint-every steps; Ctrl-C or SIGTERM ends the loop after the current
+        step. Before each step the guard keeps a copy of the state, for a failure inside the step."""
         n = len(dataset) // (self.args.batch_size * self.world)
         if n == 0:
             raise MiniganError(f"the data has {len(dataset)} images, fewer than --batch-size "
@@ -355,37 +433,36 @@ class Run:
         bar = tqdm(total=total, initial=min(self.step, total), dynamic_ncols=True, mininterval=1.0,
                    disable=not self.is_main)
         self.bar = bar
-        in_main_thread = threading.current_thread() is threading.main_thread()  # signals need it
-        # under torchrun also SIGTERM, which torchrun sends when it ends the run: this process then
-        # stops after its step (and learns at the next collective whether another one died)
-        signals = [signal.SIGINT] + ([signal.SIGTERM] if self.world > 1 else [])
-        handlers = {s: signal.signal(s, self.on_interrupt) for s in signals} if in_main_thread else {}
         stop = False  # agreed by all processes (a Ctrl-C may reach them at different steps)
-        try:
-            while self.step < total and not stop:
-                self.epoch, skip = divmod(self.step, n)
-                bar.set_description(f"epoch {self.epoch}")
-                loader = epoch_loader(dataset, self.args.batch_size, self.args.seed, self.epoch, skip,
-                                      self.args.workers, pin_memory=self.device.type == "cuda")
-                for batch in loader:
-                    self.epoch_end = (self.step + 1) % n == 0
-                    self.last_step = self.step + 1 == total
-                    yield self.step, batch
-                    self.step += 1
-                    bar.update()
-                    stop = distributed.any_rank(self.interrupted)
-                    if self.step % self.args.checkpoint_every == 0:
-                        self.save()
-                    if stop or self.step >= total:
-                        break
-        finally:
-            for s, handler in handlers.items():
-                signal.signal(s, handler)
-            bar.close()
-        self.interrupted = self.interrupted or stop
-        self.save()
-        print(f"{'interrupted' if self.interrupted else 'done'} at step {self.step}: "
-              f"checkpoint {self.dir / checkpoint.NAME}, losses {self.dir / 'losses.png'}")
+        with self.guard.watching():  # Ctrl-C and SIGTERM (also what torchrun sends when it ends a run)
+            try:
+                while self.step < total and not stop:
+                    self.epoch, skip = divmod(self.step, n)
+                    bar.set_description(f"epoch {self.epoch}")
+                    loader = epoch_loader(dataset, self.args.batch_size, self.args.seed, self.epoch, skip,
+                                          self.args.workers, pin_memory=self.device.type == "cuda")
+                    for batch in loader:
+                        self.epoch_end = (self.step + 1) % n == 0
+                        self.last_step = self.step + 1 == total
+                        self.guard.keep()  # the last completed step, in case this one fails
+                        yield self.step, batch
+                        self.guard.in_step = False
+                        self.step += 1
+                        bar.update()
+                        stop = distributed.any_rank(self.interrupted)
+                        if self.step % self.args.checkpoint_every == 0:
+                            self.save()
+                        if stop or self.step >= total:
+                            break
+            finally:
+                bar.close()
+            self.interrupted = self.interrupted or stop
+            self.save()
+        self.guard.done()
+        skipped = f" ({self.guard.skipped} optimizer steps skipped: non-finite loss)" if self.guard.skipped else ""
+        print(f"{'interrupted' if self.interrupted else 'done'} at step {self.step}{skipped}: checkpoint "
+              f"{self.dir / checkpoint.NAME}, losses {self.dir / 'losses.png'}"
+              + (f"; continue with: {self.guard.resume_command()}" if self.interrupted else ""))
 
     def start_random_streams(self):
         """Resuming: every generator back where the checkpoint left it, this process's own under
@@ -403,14 +480,6 @@ class Run:
             seed_everything(mix(self.args.seed, distributed.rank(), self.step))
         elif distributed.rank() > 0:
             seed_everything(mix(self.args.seed, distributed.rank()))
-
-    def on_interrupt(self, signum, frame):
-        if self.is_main:
-            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-            print(f"\n{name}: stopping after this step and writing a checkpoint (again to abort)"
-                  + ("; none if another process is gone" if self.world > 1 else ""), file=sys.stderr)
-        self.interrupted = True
-        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     @property
     def sample_due(self):
@@ -432,7 +501,7 @@ class Run:
 
     @property
     def exit_code(self):
-        return 130 if self.interrupted else 0  # 128 + SIGINT, what a shell reports for Ctrl-C
+        return self.guard.exit_code if self.interrupted else 0  # 130 (Ctrl-C), 143 (SIGTERM), as a shell says
 
 
 @torch.no_grad()
@@ -500,9 +569,14 @@ def optimizer_step(optimizer, loss, scaler=None):
     >>> optimizer_step(torch.optim.SGD([w], lr=0.5), (w ** 2).sum())   # dw = 2w = 2: w - 0.5 * 2
     >>> w.item()
     0.0
+
+    A NaN or infinite loss never reaches the weights: the run stops, or with --on-nan skip this
+    optimizer step is skipped (guard.py; it costs one host sync).
     """
     optimizer.zero_grad(set_to_none=True)
     scaled = scaler is not None and scaler.is_enabled()
+    if not guard.finite(loss, optimizer) and not scaled:
+        return  # skipped (with fp16 loss scaling the GradScaler skips it: its gradients are not finite)
     (scaler.scale(loss) if scaled else loss).backward()
     # Under torchrun: the mean of every process's gradients, so that all take the same step. An
     # explicit all-reduce of exactly the parameters this optimizer updates, rather than wrapping the
@@ -557,17 +631,26 @@ def linear_decay_lr(optimizer, epochs, epochs_decay):
 # --- the script's entry point ---
 
 def run_main(main, argv=None):
-    """Call `main(argv)` and exit with its code; a user's mistake prints one line and exits 2."""
+    """Call `main(argv)` and exit with its code; a user's mistake prints one line and exits 2. When
+    the training loop was running, the last completed step is written first and the message says
+    how to continue (guard.rescue); a bug still prints its traceback."""
     try:
         code = main(sys.argv[1:] if argv is None else argv)
     except MiniganError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{guard.rescue(e)}", file=sys.stderr)
         sys.exit(2)
     except distributed.ProcessLost as e:  # torchrun: another process died; torchrun ends the run
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e}{guard.rescue(e)}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:  # outside the training loop (e.g. while loading data): nothing to save
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:  # a second Ctrl-C / SIGTERM, or one outside the training loop
+        code = guard.active.exit_code if guard.active else 130
+        print(f"interrupted{guard.rescue(e)}", file=sys.stderr)
+        sys.exit(code)
+    except Exception as e:
+        saved = guard.rescue(e)
+        traceback.print_exc()
+        if saved:
+            print(f"error: {type(e).__name__}{saved.replace('; the run', '; so the run', 1)}", file=sys.stderr)
+        sys.exit(1)
     distributed.shutdown()
     sys.exit(code or 0)
