@@ -55,8 +55,9 @@ class ImagePool:
         return torch.stack(out)
 
     def state_dict(self):
-        # a list of tensors plus an int: loads with torch.load(weights_only=True)
-        return {"size": self.size, "images": [image.cpu() for image in self.images]}
+        # a list of tensors plus an int: loads with torch.load(weights_only=True). The images stay where
+        # they are (no copy to the CPU: the run keeps a copy of its state before every step, guard.py)
+        return {"size": self.size, "images": list(self.images)}
 
     def load_state_dict(self, state):
         if state["size"] != self.size:
