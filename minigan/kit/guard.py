@@ -100,6 +100,7 @@ class Guard:
 
     def __init__(self, run):
         self.run, self.kept, self.in_step, self.skipped, self.signal = run, None, False, 0, None
+        self.done()  # a new run: none of an earlier one (in the same process) is active any more
 
     @contextlib.contextmanager
     def watching(self):
