@@ -5,10 +5,9 @@ anywhere in the first epoch (up to 1334 steps into a CycleGAN run), and only tha
 named. So before training each file of the splits the run reads is opened and fully decoded
 (`image_problem`: the same decode the loader does, so what passes here loads later). The decoding
 runs in a few threads (Pillow releases the GIL while it decodes); a progress bar appears when it
-takes more than a second. On the 2-core development machine with other jobs running (load 3), fully
-decoding horse2zebra (2661 JPEGs of 256x256, all four splits) took 2.5-5.0 s in one thread, anime
-faces (5000 JPEGs of 64x64) 1.4-1.7 s; JPEGs are checked at 1/8 scale (`image_problem`), 1.2-2x
-faster, in up to 8 threads.
+takes more than a second. On the 2-core development machine with other jobs running (load about 3),
+5 runs each: horse2zebra (2661 JPEGs of 256x256, all four splits) 1.2-2.0 s, anime faces (5000 JPEGs
+of 64x64) 0.8-1.1 s. JPEGs are decoded at 1/8 scale (`image_problem`; 1.2-2x faster than in full).
 
 The error lists the first SHOW bad files with their reasons and the count, and says what to do;
 `skip=True` (the scripts' --skip-bad-images) drops them from the lists instead, with a one-line
