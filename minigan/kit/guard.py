@@ -9,7 +9,7 @@ How each failure is caught (the Run owns one Guard; `kit.optimizer_step` and `ki
   (`keep`), and after a failure inside a step writes that copy, not the half-updated nets (`rescue`).
   The copy is one more pass over the weights and optimizer moments each step, into the same buffers
   every time (no allocation), and as much memory again as they take: 1-10% of a CPU step for the
-  four scripts' nets (python -m minigan.bench guard; the README has the figures).
+  four scripts' nets (python -m minigan.bench guard; the README has the figures), little on a GPU.
 - A failure between steps (the loader meets a file that went bad during the run) writes the state
   as it is: the last completed step.
 - A non-finite loss: `finite` checks it in `optimizer_step`, before backward, so no NaN reaches a
