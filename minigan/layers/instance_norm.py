@@ -29,15 +29,22 @@ rstd. With dx_hat_i known, the chain rule through x_hat_i = (x_i - mean) * rstd 
 (the first term is the direct path, the second comes through `mean`, the third through `rstd`).
 Because gamma is constant on a plane, both means are the two per-plane sums the affine backward needs
 anyway: sum dz and sum dz * x_hat. So backward is two reductions and one elementwise pass, and it
-needs only x_hat, rstd, gamma, and for the activation the output y (which the next layer keeps
-alive anyway); x itself is not saved.
+needs only x_hat, rstd, gamma, and for the activation the sign of z (x_hat's without gamma/beta,
+else the output's); x itself is not saved.
 
 How this file spends its passes over the (N*C, M) data, one plane per row:
-forward: mean; x_c = x - mean; var = |x_c|^2 / M as one fused norm; one scaling pass (in place
-without gamma/beta, else z = x_c * (rstd * gamma) + beta, keeping x_c: x_hat = x_c * rstd); the
-activation. Backward: the activation's mask, sum dz, sum dz * x_hat (one BLAS dot per plane, or on
-planes of at most _SMALL_PLANE elements a product into dx's buffer and a row sum), then
-dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)) as three in-place passes over one buffer.
+forward: sum x; x_c = x - sum / M; var = |x_c|^2 / M as one fused norm; x_hat = x_c * rstd in place;
+z = x_hat * gamma + beta when affine; the activation. Backward: the activation's mask, sum dz,
+sum dz * x_hat (on planes of at most _SMALL_PLANE elements a product into a buffer and a row sum,
+else one BLAS dot per plane), then dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)) as three
+in-place passes over one buffer. On CPU at batch 1 the planes are small (a 64x64 CycleGAN recipe
+layer holds 16 planes of 4096 pixels) and each of these ops costs a few microseconds of dispatch,
+so the op count, not the bytes, is what this path minimizes.
+
+The op is registered with torch as `torch.ops.minigan.instance_norm_act` (`torch.library.custom_op`,
+with its fake implementation and its backward): torch.compile traces through it without a graph
+break. Eager calls take the same three functions through a plain autograd.Function, which costs
+less per call.
 
 Numerics. The variance is computed in two passes (mean first, then the mean of squared deviations).
 The one-pass E[x^2] - E[x]^2 cancels catastrophically in float32 when the mean is large next to the
@@ -63,16 +70,17 @@ True
 """
 import importlib.util
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-# planes of at most this many elements take the backward's dot products as one elementwise
-# product and a row sum instead of one BLAS call per plane (measured on CPU, one thread: the whole
-# forward+backward 15-20% faster at 128-256 elements, 5% at 512, even at 1024)
-_SMALL_PLANE = 512
+# planes of at most this many elements take the backward's dot products sum(dz * x_hat) as a
+# product into dx's buffer and a row sum instead of one batched BLAS dot per plane (measured on CPU,
+# one thread: the BLAS call costs ~15 us whatever the size, the product and sum 6-12 us up to here)
+_SMALL_PLANE = 4096
 
 
 def _compute_dtype(dtype):
@@ -105,98 +113,152 @@ def _per_plane(param, n, c, dtype):
     return param.to(dtype).reshape(1, c).expand(n, c).reshape(n * c, 1)
 
 
-class _InstanceNormAct(torch.autograd.Function):
-    """y = act(x_hat * gamma + beta), act = leaky_relu(., slope) or identity (slope None).
+def _output_is_x_hat(input, weight, bias, negative_slope):
+    # plain instance norm in float32/64: the output is x_hat itself, so it is saved once, as the output
+    return (negative_slope is None and weight is None and bias is None
+            and input.dtype == _compute_dtype(input.dtype))
 
-    Every plane is one row of an (N*C, M) matrix, so all reductions are row sums.
+
+def _forward(input, weight, bias, negative_slope, eps):
+    """(y, x_hat, rstd): the output, and for backward x_hat (N*C, M) and rstd (N*C, 1).
+
+    Every plane is one row of an (N*C, M) matrix, so all reductions are row sums. x_hat is an
+    empty placeholder when it is the output itself (an op's outputs must not alias each other).
+    """
+    n, c = input.shape[:2]
+    m = math.prod(input.shape[2:])
+    dtype = _compute_dtype(input.dtype)
+    x = input.reshape(n * c, m).to(dtype)             # (N*C, M), a copy only when needed
+    # two-pass variance: centre (x - sum/M in one pass), then rstd = 1 / sqrt(|x_c|^2 / M + eps)
+    # from one fused norm and four in-place ops on the (N*C, 1) column
+    x_hat = torch.sub(x, x.sum(1, keepdim=True), alpha=1 / m)
+    rstd = torch.linalg.vector_norm(x_hat, dim=1, keepdim=True).square_().mul_(1 / m).add_(eps).rsqrt_()
+    x_hat.mul_(rstd)
+    if weight is None and bias is None:
+        z = x_hat
+    else:
+        z = x_hat if weight is None else torch.mul(x_hat, _per_plane(weight, n, c, dtype))
+        z = z if bias is None else z.add(_per_plane(bias, n, c, dtype))   # (beats one addcmul)
+    # the activation needs its own buffer (x_hat must survive for backward) unless z is a temporary
+    y = z if negative_slope is None else F.leaky_relu(z, negative_slope, inplace=z is not x_hat)
+    y = y.to(input.dtype).reshape(input.shape)
+    if _output_is_x_hat(input, weight, bias, negative_slope):
+        x_hat = x_hat.new_empty(0)
+    return y, x_hat, rstd
+
+
+def _setup_context(ctx, inputs, output):
+    """What backward needs: x_hat, rstd, gamma, and for the activation the sign of z.
+
+    z > 0 exactly when y > 0 (slope >= 0), and without affine parameters z is x_hat: then the
+    activation's mask is read off x_hat and the output is not kept.
+    """
+    input, weight, bias, negative_slope, eps = inputs
+    y, x_hat, rstd = output
+    affine = weight is not None or bias is not None
+    if _output_is_x_hat(input, weight, bias, negative_slope):
+        x_hat = y
+    ctx.save_for_backward(x_hat, rstd, weight, y if negative_slope is not None and affine else None)
+    ctx.negative_slope, ctx.affine = negative_slope, affine
+    ctx.bias_dtype = None if bias is None else bias.dtype
+
+
+def _backward(ctx, grad_out, _grad_x_hat=None, _grad_rstd=None):
+    """(dx, dgamma, dbeta, None, None) by the formulas of the module docstring."""
+    if torch.is_grad_enabled():
+        # create_graph=True: the result would be differentiated again, and this backward's
+        # ops on saved tensors would silently drop the second-order terms. Refuse loudly.
+        raise RuntimeError("instance_norm: double backward (create_graph=True, e.g. a gradient "
+                           "penalty through this layer) is not supported; use "
+                           "torch.nn.functional.instance_norm in that network")
+    x_hat, rstd, weight, y = ctx.saved_tensors
+    rows, m = rstd.shape[0], math.prod(grad_out.shape[2:])
+    x_hat = x_hat.reshape(rows, m)                    # it may be the (N, C, *spatial) output
+    dz = grad_out.reshape(rows, m).to(x_hat.dtype)    # may be grad_out itself: never written
+    if ctx.negative_slope is not None:
+        # dz = where(z > 0, g, slope * g): torch's fused elementwise kernel for exactly this (on
+        # CPU, torch.where with its bool mask is ~10x slower); z's sign is x_hat's, or y's
+        sign = x_hat if y is None else y.reshape(rows, m).to(x_hat.dtype)
+        dz = torch.ops.aten.leaky_relu_backward(dz, sign, ctx.negative_slope, y is not None)
+    # the two per-plane sums shared by dbeta, dgamma and dx, each one read of the data. dx needs
+    # an (N*C, M) buffer of its own: after the activation dz is our own temporary and becomes dx,
+    # else grad_out must survive and dx is a fresh buffer. On small planes dz * x_hat goes into a
+    # buffer (dx's when it is fresh) and is row-summed; else a batch of (1 x M) @ (M x 1) BLAS dots
+    # (`.mT` of a row, not unsqueeze(2), routes bmm to BLAS).
+    sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1)
+    fresh = ctx.negative_slope is None and ctx.needs_input_grad[0]
+    dx = torch.empty_like(dz) if fresh else None
+    if m <= _SMALL_PLANE:
+        sum_dz_xhat = torch.mul(dz, x_hat, out=dx).sum(1, keepdim=True)
+    else:
+        sum_dz_xhat = (x_hat.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1)
+    grad_input = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        n, c = grad_out.shape[:2]
+        scale = rstd if weight is None else rstd * _per_plane(weight, n, c, x_hat.dtype)
+        # dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)), every pass in place on dx:
+        # on CPU, dx.addcmul_(x, column) is ~2x faster on small planes than the out-of-place
+        # torch.addcmul(dz, x, column, out=dx), and fresh buffers cost page faults.
+        # (the 1/M of both means rides in sub's alpha and addcmul_'s value: no extra ops)
+        dx = torch.sub(dz, sum_dz, alpha=1 / m, out=dz if dx is None else dx)
+        dx.addcmul_(x_hat, sum_dz_xhat, value=-1 / m).mul_(scale)
+        grad_input = dx.to(grad_out.dtype).reshape(grad_out.shape)
+    if weight is not None and ctx.needs_input_grad[1]:
+        grad_weight = sum_dz_xhat.reshape(-1, weight.numel()).sum(0).to(weight.dtype)
+        grad_weight = grad_weight.reshape(weight.shape)
+    if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
+        grad_bias = sum_dz.reshape(-1, grad_out.shape[1]).sum(0).to(ctx.bias_dtype)
+    return grad_input, grad_weight, grad_bias, None, None
+
+
+class _InstanceNormAct(torch.autograd.Function):
+    """y = act(x_hat * gamma + beta), act = leaky_relu(., slope) or identity (slope None): the eager path.
+
+    The same three functions as the custom op below; calling them through a classic autograd.Function
+    (ctx in forward; the separate-setup_context form costs ~45 us more a call) costs ~5 us where
+    the dispatcher's custom-op machinery costs ~30 us (CPU, measured): on the small planes of a CPU
+    training step that is a tenth to a third of the whole op.
     """
 
     @staticmethod
-    def forward(ctx, input, weight, bias, negative_slope, eps):
-        n, c = input.shape[:2]
-        m = math.prod(input.shape[2:])
-        dtype = _compute_dtype(input.dtype)
-        x = input.reshape(n * c, m).to(dtype)             # (N*C, M), a copy only when needed
-        mean = x.mean(1, keepdim=True)                    # (N*C, 1)
-        x_c = x - mean                                    # two-pass variance: centre, then square
-        # rstd = 1 / sqrt(var + eps) with var = |x_c|^2 / M: a fused norm, then in place on (N*C, 1)
-        rstd = torch.linalg.vector_norm(x_c, dim=1, keepdim=True).square_().div_(m).add_(eps).rsqrt_()
-        # x_hat = x_c * rstd. Saved for backward as `x_saved * x_scale`: with gamma/beta, rstd is
-        # folded into the one affine pass (z = x_c * (rstd * gamma) + beta) and x_c is kept;
-        # without, x_c is normalized in place and that is both the output z and the saved tensor.
-        if weight is None and bias is None:
-            z = x_saved = x_c.mul_(rstd)
-            x_scale = None
-        else:
-            gamma = rstd if weight is None else rstd * _per_plane(weight, n, c, dtype)
-            z = torch.mul(x_c, gamma)
-            if bias is not None:   # (mul then add_ beats one addcmul with broadcast beta on CPU)
-                z.add_(_per_plane(bias, n, c, dtype))
-            x_saved, x_scale = x_c, rstd
-        if negative_slope is None:
-            y = z
-        else:   # in place when z is a temporary; x_saved must survive for backward
-            y = F.leaky_relu(z, negative_slope, inplace=z is not x_saved)
-        out = y.to(input.dtype).reshape(input.shape)
-        ctx.negative_slope = negative_slope
-        ctx.bias_dtype = None if bias is None else bias.dtype
-        ctx.save_for_backward(x_saved, x_scale, rstd, weight,
-                              out if negative_slope is not None else None)
-        return out
+    def forward(ctx, *inputs):
+        output = _forward(*inputs)
+        _setup_context(ctx, inputs, output)
+        return output[0]    # x_hat and rstd ride in ctx: as outputs each would cost autograd time
 
-    @staticmethod
-    def backward(ctx, grad_out):
-        if torch.is_grad_enabled():
-            # create_graph=True: the result would be differentiated again, and this backward's
-            # ops on saved tensors would silently drop the second-order terms. Refuse loudly.
-            raise RuntimeError("instance_norm: double backward (create_graph=True, e.g. a gradient "
-                               "penalty through this layer) is not supported; use "
-                               "torch.nn.functional.instance_norm in that network")
-        x_saved, x_scale, rstd, weight, out = ctx.saved_tensors    # x_hat = x_saved * x_scale
-        rows, m = x_saved.shape
-        dz = grad_out.reshape(rows, m).to(x_saved.dtype)   # may be grad_out itself: never written
-        if ctx.negative_slope is not None:
-            # dz = where(y > 0, g, slope * g): torch's fused elementwise kernel for exactly this
-            # (on CPU, torch.where with its bool mask is ~10x slower)
-            y = out.reshape(rows, m).to(x_saved.dtype)
-            dz = torch.ops.aten.leaky_relu_backward(dz, y, ctx.negative_slope, True)
-        # the two per-plane sums shared by dbeta, dgamma and dx, each one read of the data:
-        sum_dz = dz.sum(1, keepdim=True)                  # (N*C, 1)
-        # dx needs an (N*C, M) buffer of its own: after the activation dz is our own temporary and
-        # becomes dx, else grad_out must survive and dx is a fresh buffer. On small planes that
-        # fresh buffer first holds dz * x_saved for its row sums (a BLAS call per plane costs more
-        # than the product it computes); else sum(dz * x_saved) is a batch of (1 x M) @ (M x 1)
-        # BLAS dots, no temporary. (`.mT` of a row, not unsqueeze(2), routes bmm to BLAS.)
-        dx = None
-        if ctx.negative_slope is None and ctx.needs_input_grad[0] and m <= _SMALL_PLANE:
-            dx = torch.mul(dz, x_saved)
-            sum_dz_xhat = dx.sum(1, keepdim=True)
-        else:
-            sum_dz_xhat = (x_saved.unsqueeze(1) @ dz.unsqueeze(1).mT).view(rows, 1)
-        if x_scale is not None:
-            sum_dz_xhat.mul_(x_scale)
-        grad_input = grad_weight = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            n, c = grad_out.shape[:2]
-            scale = rstd if weight is None else rstd * _per_plane(weight, n, c, x_saved.dtype)
-            # dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)), every pass in place on dx:
-            # on CPU, dx.addcmul_(x, column) is ~2x faster on small planes than the out-of-place
-            # torch.addcmul(dz, x, column, out=dx), and fresh buffers cost page faults.
-            # (the 1/M of both means rides in sub's alpha and addcmul_'s value: no extra ops)
-            if ctx.negative_slope is not None:
-                dx = dz.sub_(sum_dz, alpha=1 / m)
-            else:
-                dx = torch.sub(dz, sum_dz, alpha=1 / m, out=dx)
-            # x_hat * sum(dz * x_hat) = x_saved * (x_scale * sum(dz * x_hat))
-            coef = sum_dz_xhat if x_scale is None else sum_dz_xhat * x_scale
-            dx.addcmul_(x_saved, coef, value=-1 / m).mul_(scale)
-            grad_input = dx.to(grad_out.dtype).reshape(grad_out.shape)
-        if weight is not None and ctx.needs_input_grad[1]:
-            grad_weight = sum_dz_xhat.reshape(-1, weight.numel()).sum(0).to(weight.dtype)
-            grad_weight = grad_weight.reshape(weight.shape)
-        if ctx.bias_dtype is not None and ctx.needs_input_grad[2]:
-            grad_bias = sum_dz.reshape(-1, grad_out.shape[1]).sum(0).to(ctx.bias_dtype)
-        return grad_input, grad_weight, grad_bias, None, None
+    backward = staticmethod(_backward)
+
+
+# The same op registered with torch (`torch.ops.minigan.instance_norm_act`): torch.compile and
+# export see one op with a known output shape (the fake implementation) and a registered backward,
+# so a compiled net has no graph break here. `torch.library.opcheck` tests the registration.
+@torch.library.custom_op("minigan::instance_norm_act", mutates_args=())
+def instance_norm_act_op(input: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+                         negative_slope: Optional[float], eps: float) -> tuple[torch.Tensor, torch.Tensor,
+                                                                               torch.Tensor]:
+    return _forward(input, weight, bias, negative_slope, eps)
+
+
+@instance_norm_act_op.register_fake
+def _(input, weight, bias, negative_slope, eps):
+    # shapes, dtypes and strides as _forward makes them: (N*C, M) rows in x's layout (a view of a
+    # channels_last input is column-major), the output that layout reshaped back
+    n, c = input.shape[:2]
+    x = input.reshape(n * c, -1)
+    x_hat = torch.empty_like(x, dtype=_compute_dtype(input.dtype))
+    y = torch.empty_like(x_hat, dtype=input.dtype).reshape(input.shape)
+    if _output_is_x_hat(input, weight, bias, negative_slope):
+        x_hat = x_hat.new_empty(0)
+    return y, x_hat, x_hat.new_empty((n * c, 1))
+
+
+instance_norm_act_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _instance_norm_act(input, weight, bias, negative_slope, eps):
+    if torch.compiler.is_compiling():
+        return instance_norm_act_op(input, weight, bias, negative_slope, eps)[0]
+    return _InstanceNormAct.apply(input, weight, bias, negative_slope, eps)
 
 
 def instance_norm(input, weight=None, bias=None, eps=1e-5):
@@ -205,7 +267,7 @@ def instance_norm(input, weight=None, bias=None, eps=1e-5):
     eps=1e-5: torch's default (the paper does not fix one).
     """
     _check("instance_norm", input, weight, bias, eps)
-    return _InstanceNormAct.apply(input, weight, bias, None, eps)
+    return _instance_norm_act(input, weight, bias, None, eps)
 
 
 def instance_norm_leaky_relu(input, weight=None, bias=None, negative_slope=0.2, eps=1e-5,
@@ -240,7 +302,7 @@ def instance_norm_leaky_relu(input, weight=None, bias=None, negative_slope=0.2, 
         if reason is not None:
             raise RuntimeError(f"instance_norm_leaky_relu(impl='triton'): {reason}")
         return kernels.instance_norm_leaky_relu(input, weight, bias, negative_slope, eps)
-    return _InstanceNormAct.apply(input, weight, bias, float(negative_slope), eps)
+    return _instance_norm_act(input, weight, bias, float(negative_slope), float(eps))
 
 
 def instance_norm_naive(input, weight=None, bias=None, eps=1e-5, negative_slope=None):
