@@ -375,3 +375,46 @@ for fn in [K._forward_kernel, K._forward_partials_kernel, K._forward_split_kerne
         print(fn.__name__, data, "ok")
 """, interpret=False)
     assert out.count("ok") == 18
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("affine", [False, True])
+def test_registered_ops_pass_opcheck(device, affine):
+    # torch's checker of the two registered ops (forward, backward). On CUDA every check; under the
+    # interpreter the schema and autograd-registration checks only: the fake-tensor and AOT checks
+    # trace the kernels to Triton IR, which needs a GPU backend
+    from minigan.layers.kernels import instance_norm_act as ops
+    checks = (("test_schema", "test_autograd_registration", "test_faketensor", "test_aot_dispatch_dynamic")
+              if device == "cuda" else ("test_schema", "test_autograd_registration"))
+    x = torch.randn(2, 3, 4, 5, device=device, requires_grad=True)
+    params = [torch.randn(3, device=device, requires_grad=True) for _ in "wb"] if affine else [None, None]
+    for chunk, block in [(None, None), (8, 4)]:          # whole planes, then the split path
+        result = torch.library.opcheck(ops.forward_op, (x, *params, 0.2, 1e-5, chunk, block),
+                                       test_utils=checks)
+        assert set(result.values()) == {"SUCCESS"}, result
+        # its registered backward gives the eager path's gradients
+        grad = torch.randn_like(x)
+        assert_close(run(lambda *t: ops.forward_op(*t, 0.2, 1e-5, chunk, block)[0], x, *params, grad),
+                     run(lambda *t: kernels.instance_norm_leaky_relu(*t, 0.2, 1e-5, chunk=chunk, block=block),
+                         x, *params, grad), torch.float32)
+        y, mean, rstd = ops.forward_op(x.detach(), *params, 0.2, 1e-5, chunk, block)
+        result = torch.library.opcheck(
+            ops.backward_op, (x.detach(), torch.randn_like(y), *params, mean, rstd, 0.2, chunk, block),
+            test_utils=checks)
+        assert set(result.values()) == {"SUCCESS"}, result
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_compiles_with_the_kernels_in_the_graph():
+    # fullgraph=True: the Triton op is traced (wrap_triton) instead of breaking the graph
+    torch._dynamo.reset()
+    x = torch.randn(1, 8, 32, 32, device="cuda", requires_grad=True)
+    weight = torch.randn(8, device="cuda", requires_grad=True)
+    bias = torch.randn(8, device="cuda", requires_grad=True)
+
+    def fn(x, weight, bias):
+        return minigan.instance_norm_leaky_relu(x, weight, bias, 0.2, impl="triton")
+    grad = torch.randn_like(x)
+    got = run(torch.compile(fn, fullgraph=True), x, weight, bias, grad)
+    assert_close(got, run(fn, x, weight, bias, grad), torch.float32)

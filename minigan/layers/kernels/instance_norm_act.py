@@ -37,6 +37,12 @@ A program walks one channel, so channels_last reads are strided (every C-th elem
 not coalesced on a GPU -- that layout would want programs over pixel tiles of all channels. All
 offsets inside one sample are int32, so one sample must hold fewer than 2**31 elements.
 
+Registration: the launchers `_forward` and `_backward` are torch ops too (`torch.library.triton_op`,
+`minigan::instance_norm_act_triton` and `..._backward`, with the autograd formula registered between
+them). Their bodies launch through `wrap_triton`, so torch.compile traces into the kernels and
+Inductor schedules them inside its graph; eager calls take the same launchers through a plain
+autograd.Function (no custom-op dispatch per call).
+
 The split rule, worked (an H100 has 132 SMs, so 528 programs are wanted):
 
 >>> plane_chunk(planes=64, pixels=256 * 256, programs_wanted=528)    # 8 chunks a plane, 512 programs
@@ -46,11 +52,12 @@ The split rule, worked (an H100 has 132 SMs, so 528 programs are wanted):
 """
 import contextlib
 import math
+from typing import Optional
 
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
+from torch.library import triton_op, wrap_triton
 
 PROGRAMS_PER_SM = 4     # enough programs in flight per SM to hide memory latency
 MIN_CHUNK = 4096        # pixels; below that a program's reduction overhead outweighs its bytes
@@ -286,77 +293,116 @@ def _config(x, chunk, block):
     return chunk, block, num_warps, acc
 
 
+def _forward(input: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+             slope: float, eps: float, chunk: Optional[int], block: Optional[int]
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(y, mean, rstd): the output and the per-plane statistics the backward reads."""
+    x, memory_format, (sN, sC, sP) = _layout(input)
+    n, c, pixels = x.shape[0], x.shape[1], math.prod(x.shape[2:])
+    affine = weight is not None
+    chunk, block, num_warps, acc = _config(x, chunk, block)
+    y = torch.empty_like(x, memory_format=memory_format)
+    stat_dtype = torch.float64 if acc == tl.float64 else torch.float32
+    mean = torch.empty(n * c, device=x.device, dtype=stat_dtype)
+    rstd = torch.empty_like(mean)
+    with _device_context(x):
+        if x.numel() == 0:
+            pass                                    # nothing to launch (and no grid of 0)
+        elif chunk == pixels:
+            wrap_triton(_forward_kernel)[(n * c,)](
+                x, y, weight, bias, mean, rstd, c, pixels, sN, sC, sP, slope, eps,
+                AFFINE=affine, ACC=acc, BLOCK=block, num_warps=num_warps)
+        else:
+            chunks = math.ceil(pixels / chunk)
+            part_mean = torch.empty(n * c, chunks, device=x.device, dtype=stat_dtype)
+            part_m2 = torch.empty_like(part_mean)
+            wrap_triton(_forward_partials_kernel)[(n * c, chunks)](
+                x, part_mean, part_m2, c, pixels, chunk, sN, sC, sP,
+                ACC=acc, BLOCK=block, num_warps=num_warps)
+            wrap_triton(_forward_split_kernel)[(n * c, chunks)](
+                x, y, weight, bias, part_mean, part_m2, mean, rstd, c, pixels, chunk,
+                sN, sC, sP, slope, eps, AFFINE=affine, ACC=acc, BLOCK=block,
+                CHUNKS=triton.next_power_of_2(chunks), num_warps=num_warps)
+    return y, mean, rstd
+
+
+def _backward(x: torch.Tensor, dy: torch.Tensor, weight: Optional[torch.Tensor],
+              bias: Optional[torch.Tensor], mean: torch.Tensor, rstd: torch.Tensor, slope: float,
+              chunk: Optional[int], block: Optional[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, sum_dz, sum_dzx): the input gradient and per-plane (per-chunk) sums of dz, dz * x_hat."""
+    x, memory_format, (sN, sC, sP) = _layout(x)
+    n, c, pixels = x.shape[0], x.shape[1], math.prod(x.shape[2:])
+    affine = weight is not None
+    chunk, block, num_warps, acc = _config(x, chunk, block)
+    dy = dy.contiguous(memory_format=memory_format)                    # x's strides
+    dx = torch.empty_like(x, memory_format=memory_format)
+    chunks = math.ceil(pixels / chunk)
+    # 0 when there is nothing to sum
+    new = torch.zeros if x.numel() == 0 else torch.empty
+    sum_dz = new(n * c, chunks, device=x.device, dtype=mean.dtype)
+    sum_dzx = new(n * c, chunks, device=x.device, dtype=mean.dtype)
+    with _device_context(x):
+        if x.numel() == 0:
+            pass
+        elif chunks == 1:
+            wrap_triton(_backward_kernel)[(n * c,)](
+                x, dy, dx, weight, bias, mean, rstd, sum_dz, sum_dzx, c, pixels, sN, sC, sP,
+                slope, AFFINE=affine, ACC=acc, BLOCK=block, num_warps=num_warps)
+        else:
+            wrap_triton(_backward_partials_kernel)[(n * c, chunks)](
+                x, dy, weight, bias, mean, rstd, sum_dz, sum_dzx, c, pixels, chunk,
+                sN, sC, sP, slope, AFFINE=affine, ACC=acc, BLOCK=block, num_warps=num_warps)
+            wrap_triton(_backward_split_kernel)[(n * c, chunks)](
+                x, dy, dx, weight, bias, mean, rstd, sum_dz, sum_dzx, c, pixels, chunk,
+                sN, sC, sP, slope, AFFINE=affine, ACC=acc, BLOCK=block,
+                CHUNKS=triton.next_power_of_2(chunks), num_warps=num_warps)
+    return dx, sum_dz, sum_dzx
+
+
+def _setup_context(ctx, inputs, output):
+    input, weight, bias, slope, eps, chunk, block = inputs
+    _, mean, rstd = output
+    ctx.save_for_backward(input, weight, bias, mean, rstd)
+    ctx.slope, ctx.chunk, ctx.block = slope, chunk, block
+
+
+def _gradients(ctx, dy, backward):
+    """(dx, dgamma, dbeta, None x 4) from `backward` (the plain function or the registered op)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError("instance_norm_leaky_relu (Triton): double backward (create_graph=True) "
+                           "is not supported")
+    x, weight, bias, mean, rstd = ctx.saved_tensors
+    dx, sum_dz, sum_dzx = backward(x, dy, weight, bias, mean, rstd, ctx.slope, ctx.chunk, ctx.block)
+    grad_weight = grad_bias = None
+    if weight is not None:
+        # per-plane partials -> per channel: sum over samples n and chunks k
+        n, c, chunks = *x.shape[:2], sum_dz.shape[1]
+        grad_weight = sum_dzx.view(n, c, chunks).sum((0, 2)).to(weight.dtype).view(weight.shape)
+        grad_bias = sum_dz.view(n, c, chunks).sum((0, 2)).to(bias.dtype).view(bias.shape)
+    return dx, grad_weight, grad_bias, None, None, None, None
+
+
+# The kernels registered with torch as ops whose bodies launch them through `wrap_triton`:
+# torch.compile (Inductor) then sees the Triton kernels themselves inside its graph, forward and
+# backward, instead of an opaque call.
+forward_op = triton_op("minigan::instance_norm_act_triton", mutates_args=())(_forward)
+backward_op = triton_op("minigan::instance_norm_act_triton_backward", mutates_args=())(_backward)
+forward_op.register_autograd(lambda ctx, dy, _dmean, _drstd: _gradients(ctx, dy, backward_op),
+                             setup_context=_setup_context)
+
+
 class InstanceNormLeakyReLU(torch.autograd.Function):
-    """y = leaky_relu(instance_norm(x) * gamma + beta); forward and backward are Triton kernels."""
+    """The eager path: the same launches without the custom-op dispatch (cheaper per call)."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, slope, eps, chunk=None, block=None):
-        x, memory_format, (sN, sC, sP) = _layout(input)
-        n, c, pixels = x.shape[0], x.shape[1], math.prod(x.shape[2:])
-        affine = weight is not None
-        chunk, block, num_warps, acc = _config(x, chunk, block)
-        y = torch.empty_like(x, memory_format=memory_format)
-        stat_dtype = torch.float64 if acc == tl.float64 else torch.float32
-        mean = torch.empty(n * c, device=x.device, dtype=stat_dtype)
-        rstd = torch.empty_like(mean)
-        with _device_context(x):
-            if x.numel() == 0:
-                pass                                    # nothing to launch (and no grid of 0)
-            elif chunk == pixels:
-                _forward_kernel[(n * c,)](
-                    x, y, weight, bias, mean, rstd, c, pixels, sN, sC, sP, slope, eps,
-                    AFFINE=affine, ACC=acc, BLOCK=block, num_warps=num_warps)
-            else:
-                chunks = math.ceil(pixels / chunk)
-                part_mean = torch.empty(n * c, chunks, device=x.device, dtype=stat_dtype)
-                part_m2 = torch.empty_like(part_mean)
-                _forward_partials_kernel[(n * c, chunks)](
-                    x, part_mean, part_m2, c, pixels, chunk, sN, sC, sP,
-                    ACC=acc, BLOCK=block, num_warps=num_warps)
-                _forward_split_kernel[(n * c, chunks)](
-                    x, y, weight, bias, part_mean, part_m2, mean, rstd, c, pixels, chunk,
-                    sN, sC, sP, slope, eps, AFFINE=affine, ACC=acc, BLOCK=block,
-                    CHUNKS=triton.next_power_of_2(chunks), num_warps=num_warps)
-        ctx.save_for_backward(x, weight, bias, mean, rstd)
-        ctx.slope, ctx.chunk, ctx.block, ctx.memory_format = slope, chunk, block, memory_format
-        return y
+    def forward(ctx, *inputs):
+        output = _forward(*inputs)
+        _setup_context(ctx, inputs, output)
+        return output[0]
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dy):
-        x, weight, bias, mean, rstd = ctx.saved_tensors
-        n, c, pixels = x.shape[0], x.shape[1], math.prod(x.shape[2:])
-        affine = weight is not None
-        chunk, block, num_warps, acc = _config(x, ctx.chunk, ctx.block)
-        sN, sC, sP = _layout(x)[2]
-        dy = dy.contiguous(memory_format=ctx.memory_format)                # x's strides
-        dx = torch.empty_like(x, memory_format=ctx.memory_format)
-        chunks = math.ceil(pixels / chunk)
-        # per-plane (per-chunk) partial sums of dz and dz * x_hat; 0 when there is nothing to sum
-        new = torch.zeros if x.numel() == 0 else torch.empty
-        sum_dz, sum_dzx = new(2, n * c, chunks, device=x.device, dtype=mean.dtype)
-        with _device_context(x):
-            if x.numel() == 0:
-                pass
-            elif chunks == 1:
-                _backward_kernel[(n * c,)](
-                    x, dy, dx, weight, bias, mean, rstd, sum_dz, sum_dzx, c, pixels, sN, sC, sP,
-                    ctx.slope, AFFINE=affine, ACC=acc, BLOCK=block, num_warps=num_warps)
-            else:
-                _backward_partials_kernel[(n * c, chunks)](
-                    x, dy, weight, bias, mean, rstd, sum_dz, sum_dzx, c, pixels, chunk,
-                    sN, sC, sP, ctx.slope, AFFINE=affine, ACC=acc, BLOCK=block,
-                    num_warps=num_warps)
-                _backward_split_kernel[(n * c, chunks)](
-                    x, dy, dx, weight, bias, mean, rstd, sum_dz, sum_dzx, c, pixels, chunk,
-                    sN, sC, sP, ctx.slope, AFFINE=affine, ACC=acc, BLOCK=block,
-                    CHUNKS=triton.next_power_of_2(chunks), num_warps=num_warps)
-        grad_weight = grad_bias = None
-        if affine:
-            # per-plane partials -> per channel: sum over samples n and chunks k
-            grad_weight = sum_dzx.view(n, c, chunks).sum((0, 2)).to(weight.dtype).view(weight.shape)
-            grad_bias = sum_dz.view(n, c, chunks).sum((0, 2)).to(bias.dtype).view(bias.shape)
-        return dx, grad_weight, grad_bias, None, None, None, None
+        return _gradients(ctx, dy, _backward)
 
 
 def instance_norm_leaky_relu(input, weight, bias, negative_slope, eps, *, chunk=None, block=None):
@@ -384,5 +430,6 @@ def instance_norm_leaky_relu(input, weight, bias, negative_slope, eps, *, chunk=
         bias = torch.zeros(c, device=input.device, dtype=input.dtype) if bias is None else bias
     if weight is not None:      # the kernels read gamma[c] at W + c
         weight, bias = weight.contiguous(), bias.contiguous()
-    return InstanceNormLeakyReLU.apply(input, weight, bias, float(negative_slope), float(eps),
-                                       chunk, block)
+    if torch.compiler.is_compiling():
+        return forward_op(input, weight, bias, float(negative_slope), float(eps), chunk, block)[0]
+    return InstanceNormLeakyReLU.apply(input, weight, bias, float(negative_slope), float(eps), chunk, block)
