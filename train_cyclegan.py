@@ -149,6 +149,7 @@ def main(argv=None):
     for net in (G_AB, G_BA, D_A, D_B):
         net.apply(kit.init_weights)
         net.to(run.device, memory_format=fmt)
+    kit.compile_nets(args, G_AB, G_BA, D_A, D_B)  # --compile
     G = G_AB if args.direction == "AtoB" else G_BA  # the one --translate and --init-from use
     if args.init_from and not ckpt:  # a checkpoint's weights replace them anyway
         load_reference(G, args.init_from)

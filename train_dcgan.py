@@ -80,6 +80,7 @@ def main(argv=None):
     D = DCGANDiscriminator(args.ndf, args.channels).to(run.device)
     G.apply(kit.init_weights)
     D.apply(kit.init_weights)
+    kit.compile_nets(args, G, D)  # --compile
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)

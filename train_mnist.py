@@ -80,6 +80,7 @@ def main(argv=None):
     # in the course (the N(0, 0.02) init of kit.init_weights is DCGAN's, for conv nets).
     G = MLPGenerator(NZ).to(run.device)
     D = MLPDiscriminator().to(run.device)
+    kit.compile_nets(args, G, D)  # --compile
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr_g, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)

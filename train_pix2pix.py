@@ -158,6 +158,7 @@ def main(argv=None):
                                "(with the --ngf and --norm the file was saved with)")
         load_reference(G, args.init_from)
     G, D = G.to(run.device, memory_format=fmt), D.to(run.device, memory_format=fmt)
+    kit.compile_nets(args, G, D)  # --compile
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
     sched_g = kit.linear_decay_lr(opt_g, args.epochs, args.epochs_decay)  # stepped at each epoch's end

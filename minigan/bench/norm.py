@@ -2,8 +2,8 @@
 
     python -m minigan.bench norm [--device cpu|cuda]
 
-Shapes: the CycleGAN layers at batch 1 (1x64x256x256 ... 1x512x32x32) and a batch-16 DCGAN-like
-layer. Every figure is the median time of a call (`minigan.bench.timed`) and the bandwidth it
+Shapes: the CycleGAN layers at batch 1 (1x64x256x256 ... 1x512x32x32), a batch-16 DCGAN-like
+layer, and the small planes of the CycleGAN CPU recipe at batch 1 (1x16x64x64 ... 1x256x7x7). Every figure is the median time of a call (`minigan.bench.timed`) and the bandwidth it
 achieves under a bytes model that counts each tensor the op must touch once (float32: 4 bytes each):
 
     forward           reads x, writes y                               2 tensors
@@ -24,7 +24,10 @@ import minigan
 from . import forward_and_backward_times, timed
 
 SHAPES = [(1, 64, 256, 256), (1, 128, 128, 128), (1, 256, 64, 64), (1, 512, 32, 32),
-          (16, 256, 8, 8)]
+          (16, 256, 8, 8),
+          # the CycleGAN CPU recipe's planes at batch 1 (64x64 images, ngf 16, ndf 32): where CPU
+          # users train, and where per-call overhead, not bandwidth, decides
+          (1, 16, 64, 64), (1, 32, 32, 32), (1, 64, 16, 16), (1, 128, 8, 8), (1, 256, 7, 7)]
 SLOPE = 0.2     # the discriminators' LeakyReLU slope (DCGAN, pix2pix, CycleGAN)
 
 

@@ -10,9 +10,10 @@ test. `from minigan import kit` gives the names of `kit.run` directly (`kit.Run`
 """
 from .distributed import is_main
 from .run import (CONV_LAYERS, NORM_LAYERS, SESSION_FLAGS, Parser, Run, SeededBatches, add_common_args,
-                  epoch_loader, generate, init_weights, linear_decay_lr, mix, optimizer_step, parse_args,
-                  parser, pick_device, run_main, seed_everything, seed_worker)
+                  compile_nets, epoch_loader, generate, init_weights, linear_decay_lr, mix, optimizer_step,
+                  parse_args, parser, pick_device, run_main, seed_everything, seed_worker)
 
 __all__ = ["CONV_LAYERS", "NORM_LAYERS", "SESSION_FLAGS", "Parser", "Run", "SeededBatches", "add_common_args",
-           "epoch_loader", "generate", "init_weights", "is_main", "linear_decay_lr", "mix", "optimizer_step", "parse_args",
+           "compile_nets", "epoch_loader", "generate", "init_weights", "is_main", "linear_decay_lr", "mix",
+           "optimizer_step", "parse_args",
            "parser", "pick_device", "run_main", "seed_everything", "seed_worker"]

@@ -52,7 +52,7 @@ from .plot import plot_losses
 
 # flags that belong to this invocation, not to the run: never taken back from a checkpoint
 SESSION_FLAGS = {"resume", "checkpoint", "out", "device", "threads", "workers", "sample", "interpolate",
-                 "max_steps", "data_root"}
+                 "max_steps", "data_root", "compile"}
 # flags that may differ from the checkpoint's on --resume (a note says so): how long to train, how
 # often to write, what to do about NaNs and bad files, where the data is. Everything else -- the nets,
 # the image size, the losses, the learning rates (the optimizers' saved state holds them), the batch
@@ -106,6 +106,21 @@ def init_weights(module):
 
 # --- flags ---
 
+def compile_nets(args, *nets):
+    """--compile: torch.compile each net's forward in place, else nothing; returns the nets.
+
+    `nn.Module.compile` keeps the module itself (its parameters, its state_dict keys, so checkpoints
+    and `Run.track` are the same as without it) and swaps in the compiled forward. minigan's own
+    layers are registered torch ops or plain autograd Functions that torch.compile traces, so each
+    net is one graph (tests/kit/test_compile.py checks it with fullgraph=True). A net recompiles
+    when it is first called in another mode (eval for samples, frozen parameters during G's step).
+    """
+    if args.compile:
+        for net in nets:
+            net.compile()
+    return nets
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of usage + error; exit 2 like argparse
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -146,6 +161,9 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None,
     g.add_argument("--skip-bad-images", action="store_true",
                    help="train without the image files that cannot be read (default: list them all and stop "
                    "before training; every image file is checked first)")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the nets: the first steps compile (a minute or more), later ones run "
+                   "fused kernels; same losses as without it up to float32 rounding")
     if epochs_decay is None:
         g.add_argument("--epochs", type=int, default=epochs, metavar="N",
                        help=f"passes over the data (default: {epochs})")
