@@ -65,6 +65,7 @@ Backward: the transposed convolution is the adjoint of `conv2d(., w, stride, pad
 so its input gradient is exactly that ordinary convolution of the output gradient, and its weight
 gradient is that convolution's weight gradient with the roles of input and output gradient swapped.
 """
+import functools
 import math
 
 import torch
@@ -237,6 +238,25 @@ def _tap_selection(taps, k, like):
     return select[:k]
 
 
+def _selection(taps_h, taps_w, kh, kw, dtype, device):
+    """The (kH*kW, s_h*s_w*t_h*t_w) matrix taking a flattened kernel to its stacked sub-kernels."""
+    like = torch.empty(0, dtype=dtype, device=device)
+    select_h, select_w = (_tap_selection(taps, k, like) for taps, k in ((taps_h, kh), (taps_w, kw)))
+    return torch.einsum("yrt,xqu->yxrqtu", select_h, select_w).reshape(kh * kw, -1)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_selection(taps_h, taps_w, kh, kw, dtype, device):
+    # it depends on the layer's shape and arguments only, not on the weights: built once per layer
+    # (on CPU at batch 1 its few small ops were a tenth of a 16x16 layer's forward). Never written
+    # to, and only read inside the autograd Function's forward, which records no graph.
+    return _selection(taps_h, taps_w, kh, kw, dtype, device)
+
+
+def _frozen(taps):
+    return tuple(map(tuple, taps))
+
+
 def _memory_format(x):
     channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
     return torch.channels_last if channels_last else torch.contiguous_format
@@ -253,8 +273,8 @@ def _subpixel_forward(x, weight, bias, s, p, op, groups, d):
     taps_w, step_w, pad_w, left = _phase_taps(kw, s[1], d[1], p[1], w, w_out)
     # gather the sub-kernels with a 0/1 tap-selection matrix (a matmul: far faster than indexing)
     t_h, t_w = len(taps_h[0]), len(taps_w[0])
-    select_h, select_w = (_tap_selection(taps, k, weight) for taps, k in ((taps_h, kh), (taps_w, kw)))
-    select = torch.einsum("yrt,xqu->yxrqtu", select_h, select_w).reshape(kh * kw, -1)
+    selection = _selection if torch.compiler.is_compiling() else _cached_selection
+    select = selection(_frozen(taps_h), _frozen(taps_w), kh, kw, weight.dtype, weight.device)
     sub = weight.reshape(c_in * c_out_g, kh * kw) @ select   # (c_in*c_out_g, s_h*s_w*t_h*t_w)
     # as a conv2d weight: output channels (group, o, r_h, r_w), input channels c_in_g
     sub = (sub.reshape(groups, c_in_g, c_out_g, s[0], s[1], t_h, t_w).permute(0, 2, 3, 4, 1, 5, 6)

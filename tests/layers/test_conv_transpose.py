@@ -290,3 +290,17 @@ def test_invalid_module_arguments_raise_like_torch(bad, words):
         torch.nn.ConvTranspose2d(**kwargs)
     with pytest.raises(theirs.type, match=words):
         minigan.ConvTranspose2d(**kwargs)
+
+
+def test_cached_sub_kernel_selection_survives_inference_mode():
+    # the tap-selection matrix is built once per layer shape; built first under inference mode it
+    # must still be usable (saved for backward) by a later training call
+    from minigan.layers.conv_transpose import _cached_selection
+    _cached_selection.cache_clear()
+    x, weight = torch.randn(1, 3, 5, 5), torch.randn(3, 2, 3, 3, requires_grad=True)
+    with torch.inference_mode():
+        conv_transpose2d(x, weight.detach(), stride=2, padding=1, output_padding=1)
+    conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1).sum().backward()
+    assert _cached_selection.cache_info().hits == 1
+    torch.testing.assert_close(weight.grad, torch.autograd.grad(
+        F.conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1).sum(), weight)[0])
