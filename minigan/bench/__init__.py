@@ -2,6 +2,8 @@
 
     python -m minigan.bench conv     fast transposed convolution vs F.conv_transpose2d
     python -m minigan.bench norm     instance norm (+ LeakyReLU): torch eager, torch.compile, minigan
+    python -m minigan.bench step     whole training steps of each script's nets: minigan vs torch-native twins
+    python -m minigan.bench gpu      the one GPU check: cuda tests, Triton kernels, CycleGAN steps (CUDA only)
 
 Speed is measured here, never asserted in tests. Each figure is the median of several timed repeats
 after warm-up; on CUDA the clock is read after `torch.cuda.synchronize()`.
