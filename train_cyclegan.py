@@ -48,7 +48,7 @@ import torch
 from tqdm import tqdm
 
 from minigan import kit, losses
-from minigan.data import UnpairedImages, check_images, find_dataset, image_files, load_image, save_grid, transform
+from minigan.data import UnpairedImages, check_images, find_dataset, image_files, load_image, transform
 from minigan.errors import MiniganError
 from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
 from minigan.kit.image_pool import ImagePool
@@ -180,8 +180,7 @@ def main(argv=None):
                        f"{logged['test_cycle_b']:.4f}; next epoch's lr {opt_g.param_groups[0]['lr']:.3g}")
         run.log(**logged)
         if run.sample_due:
-            save_grid(sample_rows(G_AB, G_BA, test_a[:4], test_b[:4], run.device),
-                      run.path(f"samples/step{step + 1:07d}.png"), nrow=4)
+            run.save_samples(sample_rows(G_AB, G_BA, test_a[:4], test_b[:4], run.device), nrow=4)
     return run.exit_code
 
 

@@ -19,8 +19,8 @@ Examples:
 import torch
 
 from minigan import kit, losses
-from minigan.data import MNIST, ImageFolder, check_images, find_dataset, layout_problem, save_grid
-from minigan.kit import latent
+from minigan.data import MNIST, ImageFolder, check_images, find_dataset, layout_problem
+from minigan.kit import latent, mnist_score
 from minigan.nets import DCGANDiscriminator, DCGANGenerator
 
 NZ, IMAGE_SIZE = 100, 64  # z in R^100 and 64x64 images (Radford et al.; the PyTorch DCGAN tutorial)
@@ -57,6 +57,7 @@ def main(argv=None):
     parser.add_argument("--ndf", type=int, default=64, metavar="N",
                         help="D's width: channels of its first layer, x8 at the last (default: 64)")
     latent.add_sampling_args(parser)
+    mnist_score.add_score_args(parser)
     # Adam lr 2e-4, beta1 0.5, batch 128: Radford et al. (2015), sec. 4 ("Details of adversarial
     # training"); the PyTorch tutorial trains 5 epochs on CelebA, small sets need more.
     kit.add_common_args(parser, batch_size=128, lr=2e-4, beta1=0.5, epochs=25, sample_every=200)
@@ -88,19 +89,23 @@ def main(argv=None):
         latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
         return 0
 
+    scorer = mnist_score.for_run(run, mnist, args.score_every) if is_mnist else None  # None: not scored
     fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
 
     for step, real in run.batches(data):
         real = real.to(run.device)                                # N x C x 64 x 64
         z = torch.randn(real.shape[0], NZ, device=run.device)     # fresh noise every step
-        run.log(**train_step(G, D, opt_g, opt_d, real, z))
+        logged = train_step(G, D, opt_g, opt_d, real, z)
+        if scorer:  # the MNIST score, every --score-every epochs
+            logged.update(scorer.at_epoch_end(run, G, NZ))
+        run.log(**logged)
         if run.sample_due:  # G in training mode, as the PyTorch DCGAN tutorial samples its fixed noise:
             # batch norm on the statistics of the 64 fixed z's, the G that D is being trained against.
             # Eval mode would use the running averages, which lag behind the weights while they move
             # fast: after 200 steps (ngf 32, batch 64, anime faces, seeds 0-2) the two modes' samples
             # differed by 22-27% of their spread (rms). Unlike the tutorial, sampling leaves the averages be.
             fake = kit.generate(G, fixed_z, training=True)
-            save_grid(fake, run.path(f"samples/step{step + 1:07d}.png"))
+            run.save_samples(fake)
     return run.exit_code
 
 

@@ -21,8 +21,8 @@ Examples:
 import torch
 
 from minigan import kit, losses
-from minigan.data import MNIST, find_dataset, save_grid
-from minigan.kit import latent
+from minigan.data import MNIST, find_dataset
+from minigan.kit import latent, mnist_score
 from minigan.nets import MLPDiscriminator, MLPGenerator
 
 NZ = 100  # the size of z (the course's nets; Goodfellow et al. 2014)
@@ -67,13 +67,15 @@ def main(argv=None):
     parser.add_argument("--lr-g", type=float, default=4e-4, metavar="LR",
                         help="G's Adam learning rate; --lr is D's (default: 4e-4, twice --lr)")
     latent.add_sampling_args(parser)
+    mnist_score.add_score_args(parser)
     # Adam with lr 2e-4 (D's; G's is --lr-g), beta1 0.5, batch 128: the settings Radford et al. (2015,
     # sec. 4) found to keep GAN training stable, also used for this MLP GAN. 50 epochs: the digits are
     # sharp by then.
     kit.add_common_args(parser, batch_size=128, lr=2e-4, beta1=0.5, epochs=50, sample_every=500)
     args, ckpt = kit.parse_args(parser, argv)
     if not (args.sample or args.interpolate):  # the data first: a wrong --data fails before anything is written
-        data = MNIST(find_dataset(args.data, args.data_root, "mnist"), train=True)  # 60000 digits, 1x28x28 in [-1, 1]
+        root = find_dataset(args.data, args.data_root, "mnist")
+        data = MNIST(root, train=True)  # 60000 digits, 1x28x28 in [-1, 1]
     run = kit.Run("mnist", args, ckpt)
 
     # The nets: z (100) -> 1x28x28 image in [-1, 1], and image -> one logit. torch's default init, as
@@ -88,14 +90,18 @@ def main(argv=None):
         latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)
         return 0
 
+    scorer = mnist_score.for_run(run, root, args.score_every)  # None with --score-every 0
     fixed_z = latent.fixed_noise(64, NZ, args.seed, run.device)  # the same 64 z's in every sample grid
 
     for step, (real, _) in run.batches(data):
         real = real.to(run.device)                                # N x 1 x 28 x 28
         z = torch.randn(real.shape[0], NZ, device=run.device)     # fresh noise every step
-        run.log(**train_step(G, D, opt_g, opt_d, real, z, args))
+        logged = train_step(G, D, opt_g, opt_d, real, z, args)
+        if scorer:  # the MNIST score, every --score-every epochs
+            logged.update(scorer.at_epoch_end(run, G, NZ))
+        run.log(**logged)
         if run.sample_due:  # G has no batch norm and no dropout: eval and training mode draw the same
-            save_grid(kit.generate(G, fixed_z), run.path(f"samples/step{step + 1:07d}.png"))
+            run.save_samples(kit.generate(G, fixed_z))
     return run.exit_code
 
 

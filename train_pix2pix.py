@@ -49,7 +49,7 @@ import torch
 from tqdm import tqdm
 
 from minigan import kit, losses
-from minigan.data import PairedImages, check_images, find_dataset, save_grid
+from minigan.data import PairedImages, check_images, find_dataset
 from minigan.errors import MiniganError
 from minigan.kit.image2image import CROP, LOAD, add_translation_args, mixed_precision, translate_files
 from minigan.nets import PatchGAN, PoolDiscriminator64, PoolUNet64, ToyUNet, UNet256, load_reference
@@ -183,8 +183,7 @@ def main(argv=None):
         run.log(**logged)
         if run.sample_due:  # rows of input | output | target
             fake = at_test_time(G, val_x.to(run.device), args)
-            save_grid(torch.stack([val_x, fake.cpu(), val_y], 1).flatten(0, 1),
-                      run.path(f"samples/step{step + 1:07d}.png"), nrow=3)
+            run.save_samples(torch.stack([val_x, fake.cpu(), val_y], 1).flatten(0, 1), nrow=3)
     return run.exit_code
 
 

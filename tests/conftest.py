@@ -4,6 +4,8 @@
   without a CUDA device the Triton kernels execute on CPU tensors (slowly, but exactly).
 - Hypothesis profiles: "ci" (the default; derandomized so CI is reproducible) and "thorough"
   (HYPOTHESIS_PROFILE=thorough, many more examples, for local hunting).
+- The MNIST score's classifier is cached in one temporary folder for the whole session
+  ($MINIGAN_CACHE): it is trained (about a minute) at most once per test run, never into the data.
 - Fixtures for the real datasets (MINIGAN_DATA) and the reference golden files (MINIGAN_REFERENCE,
   else ../shared/reference beside the checkout). Tests that need them skip, saying why, when absent.
 """
@@ -43,3 +45,12 @@ def reference_dir():
     if not (path / "cyclegan_resnet9_ngf8.pt").is_file():
         pytest.skip(f"reference golden files absent at {path}: set MINIGAN_REFERENCE")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def classifier_cache(tmp_path_factory):
+    """$MINIGAN_CACHE for the session (unless it is set already): the first test that needs the MNIST
+    classifier trains and caches it there, every later one loads it."""
+    if not os.environ.get("MINIGAN_CACHE"):
+        os.environ["MINIGAN_CACHE"] = str(tmp_path_factory.mktemp("minigan-cache"))
+    return Path(os.environ["MINIGAN_CACHE"])

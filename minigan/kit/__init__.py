@@ -1,8 +1,9 @@
 """The training kit the four `train_*.py` scripts share: the run itself (`run`: device, seeds, init,
 flags, the data order, logging, exact resume), checkpoints written atomically (`checkpoint`), loss
-plots (`plot`), several processes under torchrun (`distributed`), CycleGAN's image pool
-(`image_pool`), and the after-training tools for noise-to-image (`latent`) and image-to-image
-(`image2image`) scripts.
+plots (`plot`), the run report index.html (`report`), the MNIST quality score (`mnist_score`), the
+note a long CPU run prints (`cpu_guide`), several processes under torchrun (`distributed`), CycleGAN's
+image pool (`image_pool`), and the after-training tools for noise-to-image (`latent`) and
+image-to-image (`image2image`) scripts.
 
 The kit drives the loop -- data (`minigan.data`) -> nets (`minigan.nets`) -> losses (`minigan.losses`)
 -> optimizer steps -- while each GAN's step stays visible in its script. It imports no script and no

@@ -105,12 +105,26 @@ def restore(ckpt, objects, path="checkpoint"):
 
 def save_checkpoint(path, ckpt):
     """Write `ckpt` to `path` atomically (temp file in the same dir + fsync + os.replace); returns path."""
+    return write_atomically(path, lambda f: torch.save(ckpt, f))
+
+
+def write_atomically(path, write):
+    """Call `write(f)` on a temporary binary file beside `path`, then rename it onto `path`: a reader
+    (a resumed run, a browser, a viewer) sees the old file or the new one, never half of one, even if
+    the process is killed mid-write. Returns path. The checkpoint, the loss plot and the run report
+    are all written this way.
+
+    >>> import tempfile
+    >>> path = write_atomically(Path(tempfile.mkdtemp()) / "a.txt", lambda f: f.write(b"hello"))
+    >>> path.read_text(), [p.name for p in path.parent.iterdir()]
+    ('hello', ['a.txt'])
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)

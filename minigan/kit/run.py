@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import random
+import shlex
 import signal
 import sys
 import time
@@ -47,7 +48,9 @@ from tqdm import tqdm
 from ..errors import MiniganError
 from ..layers.conv_transpose import ConvTranspose2d
 from ..layers.instance_norm import InstanceNorm2d, InstanceNormLeakyReLU
+from ..data.images import save_grid
 from . import checkpoint, distributed, guard
+from .cpu_guide import CpuGuide
 from .plot import plot_losses
 
 # flags that belong to this invocation, not to the run: never taken back from a checkpoint
@@ -141,7 +144,9 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None,
     many more decaying it (see linear_decay_lr)."""
     g = parser.add_argument_group("run (shared by every minigan script)")
     g.add_argument("--out", type=Path, metavar="DIR",
-                   help="run directory (default: runs/<script>-<data>-<time>/, or the resumed checkpoint's)")
+                   help="run directory (default: runs/<script>-<data>-<time>/, or the resumed checkpoint's); "
+                   "its index.html is the run report (open it in a browser; `python -m minigan.kit.report "
+                   "RUN_DIR` rebuilds it)")
     g.add_argument("--resume", metavar="PATH",
                    help="continue a run exactly: its checkpoint.pt or its run directory")
     g.add_argument("--checkpoint", metavar="PATH",
@@ -190,9 +195,13 @@ def add_common_args(parser, *, batch_size, lr, beta1, epochs, epochs_decay=None,
     return g
 
 
+COMMAND_LINE = []  # the arguments parse_args parsed last (the run report shows them)
+
+
 def parse_args(parser, argv=None):
     """(args, checkpoint or None). With --resume/--checkpoint the checkpoint's saved arguments become
     the defaults, so the run continues with its own config; flags given now still win."""
+    COMMAND_LINE[:] = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     for name in ("batch_size", "epochs", "epochs_decay", "sample_every", "checkpoint_every", "max_steps",
                  "threads", "workers"):
@@ -358,6 +367,8 @@ class Run:
         if self.is_main:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.rows = self.read_log(rewrite=not (ckpt and not args.resume))  # --checkpoint only reads
+            command = shlex.join(["python", f"train_{script}.py", *COMMAND_LINE])
+            report().record_invocation(self.dir, command, args, self.device, self.world, self.step)
         print(f"{script}: config " + " ".join(f"{k}={v}" for k, v in sorted(vars(args).items())))
         if self.world > 1:
             print(f"{script}: {self.world} processes x batch {args.batch_size} = effective batch "
@@ -410,7 +421,7 @@ class Run:
         return ckpt
 
     def save(self, ckpt=None):
-        """Write checkpoint.pt atomically, and refresh the loss curve. Under torchrun every process
+        """Write checkpoint.pt atomically, and refresh the loss curve and the report. Under torchrun every process
         calls this: their nets are checked to be identical, rank 0 writes, with every rank's RNG state.
         A given `ckpt` (a failed run's last completed step, guard.py) is written by rank 0 alone.
         When the write fails the previous checkpoint file is intact, and the run stops saying so."""
@@ -431,8 +442,24 @@ class Run:
             raise guard.CheckpointNotSaved(f"could not write the checkpoint of step {ckpt['step']} to {path} "
                                            f"({e.strerror or e}); {before}") from None
         self.saved_step = ckpt["step"]
-        if self.rows:
-            plot_losses([row for row in self.rows if row["step"] < ckpt["step"]], self.dir / "losses.png")
+        self.write_report(plot=True, until=ckpt["step"])
+
+    def save_samples(self, images, nrow=8):
+        """Write a sample grid, samples/step<N>.png after N steps, and refresh the report (rank 0)."""
+        if self.is_main:
+            save_grid(images, self.path(f"samples/step{self.step + 1:07d}.png"), nrow=nrow)
+            self.write_report()
+
+    def write_report(self, plot=False, until=None):
+        """Rewrite index.html (minigan.kit.report) and, with `plot`, losses.png first (the rows before
+        step `until`); rank 0 only. Cheap without the plot: at every sample grid; the plot is redrawn
+        at each checkpoint."""
+        if not self.is_main:
+            return
+        rows = [row for row in self.rows if until is None or row["step"] < until]
+        if plot and rows:
+            plot_losses(rows, self.dir / "losses.png")
+        report().write_report(self.dir, rows)
 
     def batches(self, dataset, epochs=None):
         """Yield (step, batch) for `epochs` (default --epochs) or until --max-steps, from the step the
@@ -451,6 +478,7 @@ class Run:
         bar = tqdm(total=total, initial=min(self.step, total), dynamic_ncols=True, mininterval=1.0,
                    disable=not self.is_main)
         self.bar = bar
+        guide = CpuGuide(self.script, self.args, self.device, total - self.step)  # a note if it takes hours
         stop = False  # agreed by all processes (a Ctrl-C may reach them at different steps)
         with self.guard.watching():  # Ctrl-C and SIGTERM (also what torchrun sends when it ends a run)
             try:
@@ -467,6 +495,8 @@ class Run:
                         self.guard.in_step = False
                         self.step += 1
                         bar.update()
+                        if self.is_main:
+                            guide.step_done()
                         stop = distributed.any_rank(self.interrupted)
                         if self.step % self.args.checkpoint_every == 0:
                             self.save()
@@ -479,7 +509,7 @@ class Run:
         self.guard.done()
         skipped = f" ({self.guard.skipped} optimizer steps skipped: non-finite loss)" if self.guard.skipped else ""
         print(f"{'interrupted' if self.interrupted else 'done'} at step {self.step}{skipped}: checkpoint "
-              f"{self.dir / checkpoint.NAME}, losses {self.dir / 'losses.png'}"
+              f"{self.dir / checkpoint.NAME}, report {self.dir / 'index.html'}"
               + (f"; continue with: {self.guard.resume_command()}" if self.interrupted else ""))
 
     def start_random_streams(self):
@@ -520,6 +550,13 @@ class Run:
     @property
     def exit_code(self):
         return self.guard.exit_code if self.interrupted else 0  # 130 (Ctrl-C), 143 (SIGTERM), as a shell says
+
+
+def report():
+    """The module minigan.kit.report, imported on first use: `python -m minigan.kit.report` runs it as
+    a script, which must not have been imported by the package already (runpy warns)."""
+    from . import report as module
+    return module
 
 
 @torch.no_grad()

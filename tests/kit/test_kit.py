@@ -1,4 +1,5 @@
 """The shared training kit: checkpoints, RNG, data order, the run loop, image pool, LR schedule, init."""
+import argparse
 import json
 import os
 import random
@@ -20,7 +21,8 @@ from minigan import kit
 from minigan.kit import checkpoint
 from minigan.errors import MiniganError
 from minigan.kit.image_pool import ImagePool
-from minigan.kit.plot import plot_losses
+from minigan.kit import cpu_guide
+from minigan.kit.plot import plot_losses, split_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -250,7 +252,8 @@ def test_run_writes_log_plot_checkpoint_and_samples_on_schedule(tmp_path):
     assert [r["lr"] for r in rows] == [0.01] * 3 + [pytest.approx(0.01 * 2 / 3)] * 3 + [pytest.approx(0.01 / 3)] * 3
     assert toy_main.samples == [1, 2, 3, 5, 7, 8]  # every 2 steps, each epoch end (steps 2, 5, 8), the last
     assert checkpoint.load_checkpoint(tmp_path)["step"] == 9
-    assert Image.open(tmp_path / "losses.png").size == (800, 450)
+    assert Image.open(tmp_path / "losses.png").size == (1200, 800)
+    assert (tmp_path / "index.html").exists() and json.loads((tmp_path / "run.json").read_text())["script"] == "toy"
 
 
 def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):
@@ -394,12 +397,40 @@ def test_linear_decay_values(epochs, epochs_decay):
     assert lrs[-1] == 0.0
 
 
-def test_plot_losses_draws_each_line(tmp_path):
-    rows = [{"step": s, "epoch": 0, "d_loss": 1.0 + 0.1 * np.sin(s), "g_loss": 3.0} for s in range(500)]
+def test_plot_losses_draws_each_line_and_d_g_metrics_apart(tmp_path):
+    rows = [{"step": s, "epoch": s // 100, "d_a": 0.2 + 0.1 * np.sin(s), "d_b": 0.3, "g_gan": 3.0, "g_cycle": 1.0,
+             "g_idt": 0.5} for s in range(500)]
+    for e in range(5):
+        rows[100 * e + 99]["test_cycle_a"] = 0.3 - 0.01 * e
+    assert split_columns(rows) == (["d_a", "d_b"], ["g_gan", "g_cycle", "g_idt"], [], ["test_cycle_a"])
     image = Image.open(plot_losses(rows, tmp_path / "l.png")).convert("RGB")
-    colors = {tuple(c) for c in np.asarray(image).reshape(-1, 3).tolist()}
-    assert (31, 119, 180) in colors and (255, 127, 14) in colors
-    assert Image.open(plot_losses([], tmp_path / "empty.png")).size == (800, 450)
+    assert image.size == (1200, 800)
+    pixels = np.asarray(image)
+    colors = lambda part: {tuple(c) for c in part.reshape(-1, 3).tolist()}  # noqa: E731
+    tab10 = [(31, 119, 180), (255, 127, 14), (44, 160, 44)]  # matplotlib's C0, C1, C2
+    d_panel, g_panel = colors(pixels[:450, :600]), colors(pixels[:450, 600:])
+    assert set(tab10[:2]) <= d_panel and tab10[2] not in d_panel  # D's two losses on the left ...
+    assert set(tab10) <= g_panel                                  # ... G's three on the right
+    assert tab10[0] in colors(pixels[520:, :])                    # the metric in a panel of its own
+    assert Image.open(plot_losses([], tmp_path / "empty.png")).size == (1200, 800)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.png", "l.png"]  # no temporary files
+
+
+def test_cpu_guide_prints_once_when_a_cpu_run_takes_hours(monkeypatch, capsys):
+    clock = iter(range(0, 10**6, 36))  # each call 36 s after the last: 3 steps timed, 12 s a step
+    monkeypatch.setattr(cpu_guide.time, "perf_counter", lambda: next(clock))
+    args = argparse.Namespace(data="horse2zebra")
+    for device, steps, script, printed in ((torch.device("cpu"), 266_800, "cyclegan", True),
+                                           (torch.device("cpu"), 800, "cyclegan", False),      # under 3 hours
+                                           (torch.device("cuda"), 266_800, "cyclegan", False),  # not the CPU
+                                           (torch.device("cpu"), 266_800, "mnist", False)):      # no recipe
+        guide = cpu_guide.CpuGuide(script, args, device, steps)
+        for _ in range(10):
+            guide.step_done()
+        out = capsys.readouterr().out
+        assert (out.count("note: on this CPU") == 1) == printed, (device, steps, script, out)
+        if printed:
+            assert "889 hours" in out and "--image-size 64 --ngf 16" in out and "--data horse2zebra" in out
 
 
 # --- looking at a generator ---

@@ -1,8 +1,14 @@
 """Checks shared by the training scripts' end-to-end tests (imported by tests/test_train_*.py)."""
+import gzip
 import json
+import re
+import shutil
+import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -73,3 +79,69 @@ def assert_translated(G, source, output, size=None, half=None, run=None):
             expected = to_pil(run(G, from_pil(img.resize((size, size), Image.BICUBIC))[None])[0], truncate=True)
     diff = np.asarray(Image.open(output), dtype=int) - np.asarray(expected, dtype=int)
     assert np.abs(diff).max() <= 1
+
+
+def small_mnist(source, dest, n_train):
+    """`dest` holding the first `n_train` training digits of the real MNIST at `source` (idx files
+    written anew) and its whole test split (links): an epoch of a few steps, and real test digits."""
+    dest.mkdir(parents=True)
+    for kind, dims in (("images", 3), ("labels", 1)):
+        name = f"train-{kind}-idx{dims}-ubyte"
+        data = gzip.open(source / f"{name}.gz").read()
+        header = 4 * (1 + dims)
+        magic, _, *shape = struct.unpack(">" + "i" * (1 + dims), data[:header])
+        size = n_train * int(np.prod(shape))  # bytes of n_train items (np.prod([]) is 1 for labels)
+        (dest / name).write_bytes(struct.pack(">" + "i" * (1 + dims), magic, n_train, *shape)
+                                  + data[header:header + size])
+        test = f"t10k-{kind}-idx{dims}-ubyte.gz"
+        (dest / test).symlink_to(source / test)
+    return dest
+
+
+# --- the run report in a real browser ---
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+# appended to a copy of the page: once everything has loaded, each <img> records the size it decoded to
+RECORD_SIZES = ("<script>addEventListener('load', () => { for (const im of document.images) "
+                "im.setAttribute('data-natural', im.naturalWidth + 'x' + im.naturalHeight); });</script>")
+
+
+def browser():
+    """A headless-capable Chromium, or skip saying how to get one."""
+    found = next((shutil.which(name) for name in BROWSERS if shutil.which(name)), None)
+    if not found:
+        pytest.skip("no Chromium to render the run report: `apt-get install chromium` (.ci/run installs it)")
+    return found
+
+
+def headless(*args):
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"]
+    return subprocess.run([browser(), *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def assert_report_renders(folder):
+    """The run's index.html, opened from disk in headless Chromium, shows every image it references:
+    each <img> decoded at the size of its file (a missing or broken one decodes to 0x0), and its
+    screenshot is not blank. Every reference is relative, inside the run directory. Returns the
+    screenshot's path (beside the run directory)."""
+    page = Path(folder) / "index.html"
+    html = page.read_text()
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert sources and "samples/" in " ".join(sources) and "losses.png" in sources, sources
+    for src in sources:
+        assert not re.match(r"^(/|[a-z]+:)", src) and ".." not in src, f"not a relative path: {src}"
+    check = page.with_name("index-check.html")  # beside the page, so the relative paths resolve the same
+    check.write_text(html.replace("</body>", RECORD_SIZES + "</body>"))
+    try:
+        dom = headless("--dump-dom", "--virtual-time-budget=10000", check.as_uri()).stdout
+    finally:
+        check.unlink()
+    decoded = re.findall(r'<img [^>]*src="([^"]+)"[^>]*data-natural="(\d+)x(\d+)"', dom)
+    assert [src for src, _, _ in decoded] == sources, dom[-2000:]
+    for src, width, height in decoded:
+        assert (int(width), int(height)) == Image.open(Path(folder) / src).size, src
+    shot = Path(folder).with_name(Path(folder).name + "-report.png")
+    headless(f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri())
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 10, "the screenshot is blank"
+    return shot

@@ -17,8 +17,8 @@ from minigan.nets.resnet_generator import ResnetGenerator
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_cyclegan  # noqa: E402
-from script_checks import (assert_same_state, assert_translated, link_subset, read_log as log,  # noqa: E402
-                           record_lrs)
+from script_checks import (assert_report_renders, assert_same_state, assert_translated, link_subset,  # noqa: E402
+                           read_log as log, record_lrs)
 
 TRACKED = ["G_AB", "G_BA", "D_A", "D_B", "opt_g", "opt_d", "sched_g", "sched_d", "pool_a", "pool_b"]
 pytestmark = pytest.mark.slow
@@ -61,6 +61,7 @@ def test_train_schedule_resume_and_translate(horses, tmp_path):
     assert grids == ["step0000002.png", "step0000003.png", "step0000004.png", "step0000006.png",
                      "step0000008.png", "step0000009.png"]
     assert Image.open(straight / "samples" / "step0000009.png").size == (4 * 34 + 2, 4 * 34 + 2)
+    assert_report_renders(straight)
 
     # stopped in the middle of epoch 1, resumed: the same losses, and bit for bit the same state
     split = tmp_path / "split"

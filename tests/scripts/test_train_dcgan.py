@@ -16,7 +16,7 @@ from minigan.nets import DCGANGenerator
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_dcgan  # noqa: E402
-from script_checks import read_log as log  # noqa: E402
+from script_checks import assert_report_renders, read_log as log, small_mnist  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SMALL = ["--ngf", "8", "--ndf", "8", "--batch-size", "4", "--device", "cpu", "--sample-every", "2",
@@ -42,6 +42,8 @@ def test_anime_faces_run_and_exact_resume(data_root, tmp_path):
     for training, same in ((True, True), (False, False)):
         expected = np.asarray(to_pil(make_grid(kit.generate(G, z, training=training))), dtype=int)
         assert (np.abs(pixels - expected).max() <= 1) == same  # (float32 sums may differ by one level)
+    assert not any(k.startswith("score_") for r in log(straight) for k in r)  # the MNIST score is for MNIST
+    assert_report_renders(straight)
 
     split = tmp_path / "split"
     assert train(faces, split, "--max-steps", "2") == 0
@@ -80,3 +82,11 @@ def test_cli_user_mistakes_exit_2_with_one_line(tmp_path, capsys):
         kit.run_main(train_dcgan.main, ["--checkpoint", str(tmp_path), "--sample", "4"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "not a readable minigan checkpoint" in err
+
+
+def test_mnist_is_scored_at_each_epoch_end(data_root, tmp_path):
+    small = small_mnist(data_root / "mnist", tmp_path / "mnist8", 8)  # epochs of 2 steps at batch 4
+    assert train(small, tmp_path / "run", "--epochs", "2") == 0
+    rows = log(tmp_path / "run")
+    assert [r["step"] for r in rows if "score_fd" in r] == [1, 3]  # --score-every 1 (the default)
+    assert all(0 < rows[i]["score_conf"] <= 1 and rows[i]["score_fd"] > 0 for i in (1, 3))

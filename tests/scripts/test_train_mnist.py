@@ -15,7 +15,7 @@ from minigan.kit import checkpoint
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_mnist  # noqa: E402
-from script_checks import assert_same_state, read_log as log  # noqa: E402
+from script_checks import assert_report_renders, assert_same_state, read_log as log, small_mnist  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
@@ -26,7 +26,7 @@ def mnist(data_root):
 
 def train(mnist, out, *flags):
     return train_mnist.main(["--data", mnist, "--out", str(out), "--batch-size", "8", "--device", "cpu",
-                             "--sample-every", "2", "--checkpoint-every", "1000", *flags])
+                             "--sample-every", "2", "--checkpoint-every", "1000", "--score-every", "0", *flags])
 
 
 def read(path):
@@ -40,7 +40,7 @@ def test_run_resume_and_sample(mnist, tmp_path):
     assert sorted(p.name for p in (straight / "samples").iterdir()) == [
         "step0000002.png", "step0000004.png", "step0000006.png"]
     assert Image.open(straight / "samples" / "step0000006.png").size == (8 * 30 + 2, 8 * 30 + 2)  # 64 digits
-    assert Image.open(straight / "losses.png").size == (800, 450)
+    assert Image.open(straight / "losses.png").size == (1200, 800)
     rows = log(straight)
     assert [r["step"] for r in rows] == list(range(6))
     assert all(set(r) == {"step", "epoch", "d_loss", "d_real", "d_fake", "g_loss"} for r in rows)
@@ -61,6 +61,20 @@ def test_run_resume_and_sample(mnist, tmp_path):
     assert train_mnist.main(["--checkpoint", str(straight), "--sample", "16", "--interpolate", "3"]) == 0
     assert Image.open(straight / "samples-step6-seed0.png").size == (4 * 30 + 2, 4 * 30 + 2)
     assert Image.open(straight / "interpolation-step6-seed0.png").size == (10 * 30 + 2, 3 * 30 + 2)
+
+
+def test_score_at_each_epoch_end_and_the_report_in_a_browser(mnist, tmp_path):
+    # 16 real training digits: epochs of 2 steps; the real test split scores them
+    small = small_mnist(Path(mnist), tmp_path / "mnist16", 16)
+    assert train(str(small), tmp_path / "run", "--epochs", "3", "--score-every", "2") == 0
+    rows = log(tmp_path / "run")
+    scored = [r["step"] for r in rows if "score_fd" in r]
+    assert scored == [3]  # the end of epoch 1 (0-based), the 2nd epoch: every 2 epochs
+    score = rows[3]
+    assert 0.1 < score["score_conf"] < 1 and 0 <= score["score_coverage"] <= 1 and score["score_fd"] > 100
+    html = (tmp_path / "run" / "index.html").read_text()
+    assert "score_fd" in html and "train_mnist.py" in html and "world size 1" in html
+    assert_report_renders(tmp_path / "run")
 
 
 @pytest.mark.parametrize("kind", losses.KINDS)

@@ -17,8 +17,8 @@ from minigan.nets.unet import ToyUNet, UNet256
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the scripts live at the top of the repository
 import train_pix2pix  # noqa: E402
-from script_checks import (assert_same_state, assert_translated, link_subset, read_log as log,  # noqa: E402
-                           record_lrs)
+from script_checks import (assert_report_renders, assert_same_state, assert_translated, link_subset,  # noqa: E402
+                           read_log as log, record_lrs)
 pytestmark = pytest.mark.slow
 
 SMALL_NETS = ["--generator", "toy", "--image-size", "32", "--ngf", "8", "--ndf", "8", "--n-layers-d", "2"]
@@ -52,7 +52,8 @@ def test_train_validate_resume_and_translate(facades, tmp_path):
     assert sorted(p.name for p in (straight / "samples").iterdir()) == [
         "step0000002.png", "step0000003.png", "step0000004.png", "step0000006.png"]
     assert Image.open(straight / "samples" / "step0000006.png").size == (3 * 34 + 2, 2 * 34 + 2)
-    assert Image.open(straight / "losses.png").size == (800, 450)
+    assert Image.open(straight / "losses.png").size == (1200, 800)
+    assert_report_renders(straight)
 
     # stopped in the middle of epoch 1, resumed: the same losses and metrics, bit for bit the same state
     split = tmp_path / "split"
