@@ -29,7 +29,7 @@ its end. For any run directory:
 >>> '<img src="samples/step0000002.png"' in html, "step 2 &middot; epoch 0" in html
 (True, True)
 >>> epoch_table(rows)
-[{'epoch': 0, 'last step': 2, 'd_loss': 0.6, 'val_l1': 0.25}]
+[{'epoch': 0, 'steps': 2, 'd_loss': 0.6, 'val_l1': 0.25}]
 """
 import argparse
 import html
