@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from minigan.data.images import save_grid
+from minigan import kit
 from minigan.kit import checkpoint, report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,3 +63,9 @@ def test_rebuild_command_for_an_older_run(tmp_path):
     helped = subprocess.run([sys.executable, "-m", "minigan.kit.report", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     assert "index.html" in helped.stdout
+
+
+def test_every_scripts_help_names_the_report_command():
+    parser = kit.parser("a training script")
+    kit.add_common_args(parser, batch_size=1, lr=0.1, beta1=0.5, epochs=1)
+    assert "`python -m minigan.kit.report RUN_DIR`" in " ".join(parser.format_help().split())
