@@ -139,6 +139,7 @@ def assert_report_renders(folder):
     decoded = re.findall(r'<img [^>]*src="([^"]+)"[^>]*data-natural="(\d+)x(\d+)"', dom)
     assert [src for src, _, _ in decoded] == sources, dom[-2000:]
     for src, width, height in decoded:
+        assert int(width) > 0 and int(height) > 0, f"{src} did not load in the browser"
         assert (int(width), int(height)) == Image.open(Path(folder) / src).size, src
     shot = Path(folder).with_name(Path(folder).name + "-report.png")
     headless(f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri())
