@@ -36,8 +36,6 @@ import html
 import json
 import math
 import re
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -52,14 +50,13 @@ EAGER_GRIDS = 24                       # the newest grids load at once, older on
 
 # --- what the page is built from ---
 
-def record_invocation(folder, script, args, device, world_size, step):
+def record_invocation(folder, command, args, device, world_size, step):
     """Append this invocation (command line, config, device, world size, time, the step it starts at)
     to run.json in `folder`, atomically."""
     path = Path(folder) / INFO
-    info = read_info(folder) or {"script": script, "invocations": []}
+    info = read_info(folder) or {"invocations": []}
     info["invocations"].append({
-        "command": shlex.join(["python", Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "config": plain(vars(args)), "device": str(device), "world_size": int(world_size),
+        "command": command, "config": plain(vars(args)), "device": str(device), "world_size": int(world_size),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "step": int(step)})
     write_atomically(path, lambda f: f.write(json.dumps(info, indent=1).encode()))
 

@@ -253,7 +253,9 @@ def test_run_writes_log_plot_checkpoint_and_samples_on_schedule(tmp_path):
     assert toy_main.samples == [1, 2, 3, 5, 7, 8]  # every 2 steps, each epoch end (steps 2, 5, 8), the last
     assert checkpoint.load_checkpoint(tmp_path)["step"] == 9
     assert Image.open(tmp_path / "losses.png").size == (1200, 800)
-    assert (tmp_path / "index.html").exists() and json.loads((tmp_path / "run.json").read_text())["script"] == "toy"
+    assert (tmp_path / "index.html").exists()
+    (invocation,) = json.loads((tmp_path / "run.json").read_text())["invocations"]
+    assert invocation["command"] == f"python train_toy.py --out {tmp_path}" and invocation["world_size"] == 1
 
 
 def test_resume_reproduces_an_uninterrupted_run_exactly(tmp_path):

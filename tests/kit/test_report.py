@@ -33,10 +33,10 @@ def test_page_holds_command_config_table_and_grids_newest_first(tmp_path):
     rows = fake_run(tmp_path)
     args = type("Args", (), {})()
     args.lr, args.data = 0.0002, "facades"
-    report.record_invocation(tmp_path, "pix2pix", args, "cpu", 1, 0)
-    report.record_invocation(tmp_path, "pix2pix", args, torch.device("cpu"), 2, 7)  # a resumed run
+    report.record_invocation(tmp_path, "python train_pix2pix.py --data facades", args, "cpu", 1, 0)
+    report.record_invocation(tmp_path, "python train_pix2pix.py --resume r", args, torch.device("cpu"), 2, 7)
     html = report.write_report(tmp_path, rows).read_text()
-    assert html.count("<pre>python ") == 2 and "world size 2, from step 7" in html and "lr = 0.0002" in html
+    assert "<pre>python train_pix2pix.py --data facades</pre>" in html and "--resume r</pre>" in html and "world size 2, from step 7" in html and "lr = 0.0002" in html
     grids = re.findall(r'<img src="(samples/[^"]+)"', html)
     assert grids == [f"samples/step{s:07d}.png" for s in (12, 9, 6, 3)]  # newest first, relative paths
     assert "step 12 &middot; epoch 2" in html and "step 3 &middot; epoch 0" in html

@@ -73,7 +73,8 @@ def test_score_at_each_epoch_end_and_the_report_in_a_browser(mnist, tmp_path):
     score = rows[3]
     assert 0.1 < score["score_conf"] < 1 and 0 <= score["score_coverage"] <= 1 and score["score_fd"] > 100
     html = (tmp_path / "run" / "index.html").read_text()
-    assert "score_fd" in html and "train_mnist.py" in html and "world size 1" in html
+    assert "<th>score_fd</th>" in html and "world size 1" in html
+    assert f"<pre>python train_mnist.py --data {small} --out {tmp_path / 'run'} --batch-size 8" in html
     assert_report_renders(tmp_path / "run")
 
 
