@@ -116,7 +116,7 @@ def continue_with(message):
 
 def left_behind(run):
     """Everything in a run directory besides what a run writes there."""
-    expected = {"checkpoint.pt", "losses.jsonl", "losses.png", "samples"}
+    expected = {"checkpoint.pt", "losses.jsonl", "losses.png", "samples", "index.html", "run.json"}
     names = {p.name for p in Path(run).iterdir()}
     hidden = [p for p in Path(run).rglob(".*")]
     return sorted(names - expected) + hidden
