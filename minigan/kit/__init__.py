@@ -19,5 +19,4 @@ from .run import (CONV_LAYERS, NORM_LAYERS, Run, compile_nets, generate, init_we
 
 __all__ = ["CONV_LAYERS", "NORM_LAYERS", "SESSION_FLAGS", "Parser", "Run", "SeededBatches", "add_common_args",
            "compile_nets", "epoch_loader", "generate", "init_weights", "is_main", "linear_decay_lr", "mix",
-           "optimizer_step", "parse_args",
-           "parser", "pick_device", "run_main", "seed_everything", "seed_worker"]
+           "optimizer_step", "parse_args", "parser", "pick_device", "run_main", "seed_everything", "seed_worker"]

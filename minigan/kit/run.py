@@ -241,8 +241,8 @@ class Run:
 
     def batches(self, dataset, epochs=None):
         """Yield (step, batch) for `epochs` (default --epochs) or until --max-steps, from the step the
-        run is at. The RNG
-        states of a resumed run are restored here, the last thing before the loop. After each step:
+        run is at. The RNG states of a resumed run are restored here, the last thing before the
+        loop. After each step:
         a checkpoint every --checkpoint-every steps; Ctrl-C or SIGTERM ends the loop after the current
         step. Before each step the guard keeps a copy of the state, for a failure inside the step."""
         n = len(dataset) // (self.args.batch_size * self.world)
