@@ -12,6 +12,7 @@ The package, by role, in the order data flows through a training step:
 
     minigan/
       errors.py     the one exception for a user's mistake (every layer below may raise it)
+      files.py      writing a file atomically (checkpoints, grids, plots, the report)
       layers/       the from-scratch ops above (and their Triton kernels, layers/kernels/)
       nets/         the networks, built from layers/: MLP GAN, DCGAN, ResNet generator, U-Nets, PatchGAN;
                     `load_reference` maps the reference implementation's published weights onto them

@@ -27,8 +27,6 @@ never leaves a half-written PNG where a sample or a dataset file is expected.
 """
 import contextlib
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ import torch
 from PIL import Image
 
 from ..errors import MiniganError
+from ..files import write_atomically
 
 # The reference code's list (data/image_folder.py: jpg jpeg png ppm bmp tif tiff, either case), so a
 # folder it trains on trains here too, plus .webp, which Pillow also reads.
@@ -168,20 +167,12 @@ def to_pil(t, truncate=False):
 
 
 def _save_atomic(img, path):
-    """Write `img` to `path` through a temp file in the same folder + rename: never half a file."""
+    """Write `img` to `path` atomically (minigan.files.write_atomically): never half a file."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
         raise MiniganError(f"cannot save image {path}: unknown extension '{path.suffix}' (use .png or .jpg)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C: remove the temp file, keep any older complete image
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: img.save(f, format=fmt))
 
 
 def save_image(t, path, truncate=False):

@@ -25,15 +25,14 @@ kill -9 at any instant) sees either the old checkpoint or the new one, never hal
 >>> sorted(p.name for p in folder.iterdir())  # no temporary file left behind
 ['checkpoint.pt']
 """
-import os
 import random
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import MiniganError
+from ..files import write_atomically
 
 FORMAT, VERSION = "minigan-checkpoint", 1
 NAME = "checkpoint.pt"  # the file inside a run directory
@@ -106,44 +105,6 @@ def restore(ckpt, objects, path="checkpoint"):
 def save_checkpoint(path, ckpt):
     """Write `ckpt` to `path` atomically (temp file in the same dir + fsync + os.replace); returns path."""
     return write_atomically(path, lambda f: torch.save(ckpt, f))
-
-
-def write_atomically(path, write):
-    """Call `write(f)` on a temporary binary file beside `path`, then rename it onto `path`: a reader
-    (a resumed run, a browser, a viewer) sees the old file or the new one, never half of one, even if
-    the process is killed mid-write. Returns path. The checkpoint, the loss plot and the run report
-    are all written this way.
-
-    >>> import tempfile
-    >>> path = write_atomically(Path(tempfile.mkdtemp()) / "a.txt", lambda f: f.write(b"hello"))
-    >>> path.read_text(), [p.name for p in path.parent.iterdir()]
-    ('hello', ['a.txt'])
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C mid-write: never leave the temp file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    sync_dir(path.parent)  # make the rename itself durable
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a run killed mid-write
-        stale.unlink(missing_ok=True)
-    return path
-
-
-def sync_dir(folder):
-    if hasattr(os, "O_DIRECTORY"):  # POSIX only; on Windows os.replace is durable enough
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def find_checkpoint(path):

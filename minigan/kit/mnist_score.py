@@ -38,7 +38,7 @@ from tqdm import tqdm
 from ..data.datasets import MNIST
 from ..data.download import find_dataset
 from ..errors import MiniganError
-from .checkpoint import write_atomically
+from ..files import write_atomically
 from .run import generate
 
 CACHE_NAME = "minigan-mnist-classifier-v1.pt"  # v1: the net, recipe and seed below; bump on any change

@@ -26,7 +26,7 @@ matplotlib.use("Agg")  # files only, no window: works on servers and in CI witho
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .checkpoint import write_atomically  # noqa: E402
+from ..files import write_atomically  # noqa: E402
 
 METRIC_PREFIXES = ("val_", "test_", "score_")  # logged once per epoch, at its last step
 SIZE, DPI = (12, 8), 100                       # inches and dots per inch: a 1200 x 800 PNG

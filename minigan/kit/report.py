@@ -40,7 +40,8 @@ import time
 from pathlib import Path
 
 from ..errors import MiniganError
-from .checkpoint import NAME as CHECKPOINT, load_checkpoint, plain, write_atomically
+from ..files import write_atomically
+from .checkpoint import NAME as CHECKPOINT, load_checkpoint, plain
 from .plot import METRIC_PREFIXES, plot_losses
 
 INFO, LOG, PLOT, PAGE = "run.json", "losses.jsonl", "losses.png", "index.html"
