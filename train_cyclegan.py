@@ -153,8 +153,8 @@ def main(argv=None):
     G = G_AB if args.direction == "AtoB" else G_BA  # the one --translate and --init-from use
     if args.init_from and not ckpt:  # a checkpoint's weights replace them anyway
         load_reference(G, args.init_from)
-    opt_g = torch.optim.Adam([*G_AB.parameters(), *G_BA.parameters()], lr=args.lr, betas=(args.beta1, 0.999))
-    opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=args.lr, betas=(args.beta1, 0.999))
+    opt_g = kit.adam([*G_AB.parameters(), *G_BA.parameters()], args.lr, args.beta1)
+    opt_d = kit.adam([*D_A.parameters(), *D_B.parameters()], args.lr, args.beta1)
     sched_g = kit.linear_decay_lr(opt_g, args.epochs, args.epochs_decay)  # stepped at each epoch's end
     sched_d = kit.linear_decay_lr(opt_d, args.epochs, args.epochs_decay)
     pool_a, pool_b = ImagePool(args.pool_size), ImagePool(args.pool_size)  # earlier fake_a / fake_b

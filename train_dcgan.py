@@ -82,8 +82,8 @@ def main(argv=None):
     G.apply(kit.init_weights)
     D.apply(kit.init_weights)
     kit.compile_nets(args, G, D)  # --compile
-    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    opt_g = kit.adam(G.parameters(), args.lr, args.beta1)
+    opt_d = kit.adam(D.parameters(), args.lr, args.beta1)
     run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d)
     if args.sample or args.interpolate:
         latent.write_grids(G, args, ckpt, run.dir, NZ, run.device)

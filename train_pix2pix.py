@@ -159,8 +159,8 @@ def main(argv=None):
         load_reference(G, args.init_from)
     G, D = G.to(run.device, memory_format=fmt), D.to(run.device, memory_format=fmt)
     kit.compile_nets(args, G, D)  # --compile
-    opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    opt_g = kit.adam(G.parameters(), args.lr, args.beta1)
+    opt_d = kit.adam(D.parameters(), args.lr, args.beta1)
     sched_g = kit.linear_decay_lr(opt_g, args.epochs, args.epochs_decay)  # stepped at each epoch's end
     sched_d = kit.linear_decay_lr(opt_d, args.epochs, args.epochs_decay)
     run.track(G=G, D=D, opt_g=opt_g, opt_d=opt_d, sched_g=sched_g, sched_d=sched_d)

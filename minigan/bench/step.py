@@ -6,7 +6,9 @@ One step is exactly the script's `train_step` (imported from the training script
 so run this from the repository root): D's and G's forward, backward and Adam steps on one fixed
 batch. "twin" is the same nets built from torch's own layers as the reference implementation builds
 them (`minigan.bench.twins`: nn.InstanceNorm2d then ReLU, nn.ConvTranspose2d), holding the same
-weights, so the two columns differ only in minigan's layers. The variants are timed interleaved, one
+weights, and trained as the reference trains them: with torch's default Adam, where minigan's
+scripts use the fused one (`kit.adam`). "twin, fused Adam" is the twin with minigan's Adam, so that
+minigan / it is the nets' ratio alone and minigan / twin the whole step's. The variants are timed interleaved, one
 step each in turn, `repeats` times after two warm-up steps (a busy machine slows every column alike),
 and each figure is the median seconds per step, with the spread (min - max) beside it.
 
@@ -25,6 +27,7 @@ from types import SimpleNamespace
 
 import torch
 
+from .. import kit
 from ..kit.image_pool import ImagePool
 from ..kit.run import init_weights
 from ..nets import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, PatchGAN,
@@ -48,7 +51,12 @@ def script(name):
 
 
 def adam(*nets):
-    # every script's optimizer: Adam(lr 2e-4, beta1 0.5)
+    """Every script's optimizer, Adam(lr 2e-4, beta1 0.5), as the scripts make it: fused (`kit.adam`)."""
+    return kit.adam([p for net in nets for p in net.parameters()], 2e-4, 0.5)
+
+
+def reference_adam(*nets):
+    """The same Adam as the reference implementation makes it: torch's default (a for-loop on CPU)."""
     return torch.optim.Adam([p for net in nets for p in net.parameters()], lr=2e-4, betas=(0.5, 0.999))
 
 
@@ -106,17 +114,21 @@ def variants(make, device, compile):
     for net in nets:
         net.apply(init_weights)
         net.to(device)
-    built = {"minigan": nets, "twin": [twin(net) for net in nets]}
+    twins = [twin(net) for net in nets]
+    # name -> (nets, how their Adam is made): minigan as its scripts train, the twin as the reference
+    # trains, and the twin with minigan's Adam, whose ratio to minigan is the nets' alone
+    built = {"minigan": (nets, adam), "twin": (twins, reference_adam),
+             "twin, fused Adam": ([copy.deepcopy(net) for net in twins], adam)}
     if compile:
-        for name in list(built):
-            compiled = [copy.deepcopy(net) for net in built[name]]
+        for name in ("minigan", "twin"):
+            compiled = [copy.deepcopy(net) for net in built[name][0]]
             for net in compiled:
                 net.compile()
-            built[f"{name} compiled"] = compiled
+            built[f"{name} compiled"] = (compiled, built[name][1])
     steps = {}
-    for name, nets in built.items():
+    for name, (nets, make_adam) in built.items():
         half = len(nets) // 2                       # G's first, D's after: one Adam for each half
-        optimizers = (adam(*nets[:half]), adam(*nets[half:]))
+        optimizers = (make_adam(*nets[:half]), make_adam(*nets[half:]))
         steps[name] = (lambda nets=nets, optimizers=optimizers: train_step(*nets, *optimizers, *batch))
     return steps
 
@@ -170,7 +182,8 @@ def main(device, nets=None, repeats=None, eager_only=False):
         print(f"\n{name}: {description}; {count} interleaved steps each")
         for variant, seconds in times.items():
             print(f"  {variant:<18} {median[variant]:9.4f} s  ({min(seconds):.4f} - {max(seconds):.4f})")
-        print(f"  eager minigan / twin: {median['minigan'] / median['twin']:.3f}")
+        print(f"  eager minigan / twin: {median['minigan'] / median['twin']:.3f} (the nets alone, both with "
+              f"the fused Adam: {median['minigan'] / median['twin, fused Adam']:.3f})")
         if "minigan compiled" in median:
             print(f"  compiled minigan / eager twin: {median['minigan compiled'] / median['twin']:.3f}; "
                   f"compiled minigan / compiled twin: {median['minigan compiled'] / median['twin compiled']:.3f}")

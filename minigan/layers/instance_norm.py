@@ -33,8 +33,9 @@ needs only x_hat, rstd, gamma, and for the activation the sign of z (x_hat's wit
 else the output's); x itself is not saved.
 
 How this file spends its passes over the (N*C, M) data, one plane per row:
-forward: sum x; x_c = x - sum / M; var = |x_c|^2 / M as one fused norm; x_hat = x_c * rstd in place;
-z = x_hat * gamma + beta when affine; the activation. Backward: the activation's mask, sum dz,
+forward: sum x; x_c = x - sum / M; |x_c| as one fused norm, rstd = 1 / sqrt(eps + |x_c|^2 / M) as
+one addcmul and rsqrt on the (N*C, 1) column; x_hat = x_c * rstd in place; z = x_hat * gamma + beta
+when affine; the activation. Backward: the activation's mask, sum dz,
 sum dz * x_hat (on planes of at most _SMALL_PLANE elements a product into a buffer and a row sum,
 else one BLAS dot per plane), then dx = scale * (dz - mean(dz) - x_hat * mean(dz * x_hat)) as three
 in-place passes over one buffer. On CPU at batch 1 the planes are small (a 64x64 CycleGAN recipe
@@ -68,6 +69,7 @@ True
 >>> torch.allclose(y, torch.nn.functional.leaky_relu(instance_norm(x), 0.2), atol=1e-5)
 True
 """
+import functools
 import importlib.util
 import math
 from typing import Optional
@@ -119,6 +121,12 @@ def _output_is_x_hat(input, weight, bias, negative_slope):
             and input.dtype == _compute_dtype(input.dtype))
 
 
+@functools.lru_cache(maxsize=16)
+def _eps_tensor(eps, dtype, device):
+    # eps as a 0-dim tensor, so that var + eps is the `input` of one addcmul (never written to)
+    return torch.tensor(eps, dtype=dtype, device=device)
+
+
 def _forward(input, weight, bias, negative_slope, eps):
     """(y, x_hat, rstd): the output, and for backward x_hat (N*C, M) and rstd (N*C, 1).
 
@@ -128,11 +136,13 @@ def _forward(input, weight, bias, negative_slope, eps):
     n, c = input.shape[:2]
     m = math.prod(input.shape[2:])
     dtype = _compute_dtype(input.dtype)
-    x = input.reshape(n * c, m).to(dtype)             # (N*C, M), a copy only when needed
+    x = input.reshape(n * c, m)                       # (N*C, M), a copy only when needed
+    x = x if x.dtype == dtype else x.to(dtype)
     # two-pass variance: centre (x - sum/M in one pass), then rstd = 1 / sqrt(|x_c|^2 / M + eps)
-    # from one fused norm and four in-place ops on the (N*C, 1) column
+    # from one fused norm and, on the (N*C, 1) column, one addcmul (eps + |x_c|^2 / M) and rsqrt
     x_hat = torch.sub(x, x.sum(1, keepdim=True), alpha=1 / m)
-    rstd = torch.linalg.vector_norm(x_hat, dim=1, keepdim=True).square_().mul_(1 / m).add_(eps).rsqrt_()
+    norm = torch.linalg.vector_norm(x_hat, dim=1, keepdim=True)
+    rstd = torch.addcmul(_eps_tensor(eps, dtype, x.device), norm, norm, value=1 / m).rsqrt_()
     x_hat.mul_(rstd)
     if weight is None and bias is None:
         z = x_hat
@@ -140,8 +150,13 @@ def _forward(input, weight, bias, negative_slope, eps):
         z = x_hat if weight is None else torch.mul(x_hat, _per_plane(weight, n, c, dtype))
         z = z if bias is None else z.add(_per_plane(bias, n, c, dtype))   # (beats one addcmul)
     # the activation needs its own buffer (x_hat must survive for backward) unless z is a temporary
-    y = z if negative_slope is None else F.leaky_relu(z, negative_slope, inplace=z is not x_hat)
-    y = y.to(input.dtype).reshape(input.shape)
+    if negative_slope is None:
+        y = z
+    elif z is x_hat:
+        y = torch.relu(z) if negative_slope == 0 else F.leaky_relu(z, negative_slope)
+    else:
+        y = z.relu_() if negative_slope == 0 else F.leaky_relu(z, negative_slope, inplace=True)
+    y = (y if y.dtype == input.dtype else y.to(input.dtype)).reshape(input.shape)
     if _output_is_x_hat(input, weight, bias, negative_slope):
         x_hat = x_hat.new_empty(0)
     return y, x_hat, rstd
@@ -174,11 +189,13 @@ def _backward(ctx, grad_out, _grad_x_hat=None, _grad_rstd=None):
     x_hat, rstd, weight, y = ctx.saved_tensors
     rows, m = rstd.shape[0], math.prod(grad_out.shape[2:])
     x_hat = x_hat.reshape(rows, m)                    # it may be the (N, C, *spatial) output
-    dz = grad_out.reshape(rows, m).to(x_hat.dtype)    # may be grad_out itself: never written
+    dz = grad_out.reshape(rows, m)                    # may be grad_out itself: never written
+    dz = dz if dz.dtype == x_hat.dtype else dz.to(x_hat.dtype)
     if ctx.negative_slope is not None:
         # dz = where(z > 0, g, slope * g): torch's fused elementwise kernel for exactly this (on
         # CPU, torch.where with its bool mask is ~10x slower); z's sign is x_hat's, or y's
-        sign = x_hat if y is None else y.reshape(rows, m).to(x_hat.dtype)
+        sign = x_hat if y is None else y.reshape(rows, m)
+        sign = sign if sign.dtype == x_hat.dtype else sign.to(x_hat.dtype)
         dz = torch.ops.aten.leaky_relu_backward(dz, sign, ctx.negative_slope, y is not None)
     # the two per-plane sums shared by dbeta, dgamma and dx, each one read of the data. dx needs
     # an (N*C, M) buffer of its own: after the activation dz is our own temporary and becomes dx,
@@ -202,7 +219,7 @@ def _backward(ctx, grad_out, _grad_x_hat=None, _grad_rstd=None):
         # (the 1/M of both means rides in sub's alpha and addcmul_'s value: no extra ops)
         dx = torch.sub(dz, sum_dz, alpha=1 / m, out=dz if dx is None else dx)
         dx.addcmul_(x_hat, sum_dz_xhat, value=-1 / m).mul_(scale)
-        grad_input = dx.to(grad_out.dtype).reshape(grad_out.shape)
+        grad_input = (dx if dx.dtype == grad_out.dtype else dx.to(grad_out.dtype)).reshape(grad_out.shape)
     if weight is not None and ctx.needs_input_grad[1]:
         grad_weight = sum_dz_xhat.reshape(-1, weight.numel()).sum(0).to(weight.dtype)
         grad_weight = grad_weight.reshape(weight.shape)
