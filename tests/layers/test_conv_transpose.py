@@ -4,6 +4,8 @@ Each hypothesis test draws a random valid configuration (groups, dilation, outpu
 max(stride, dilation), batch 1, 1x1 images, 1x1 kernels, int or pair arguments, bias on/off) and a
 memory layout for the input (contiguous, channels_last, or a strided non-contiguous view).
 """
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,8 @@ from minigan.layers.conv_transpose import (conv_transpose2d, conv_transpose2d_ma
                                     conv_transpose2d_naive, conv_transpose_size)
 
 LAYOUTS = ["contiguous", "channels_last", "strided"]
+# the fast path's two factorizations, each forced whatever the batch ("auto" picks by batch size)
+FORMS = {form: functools.partial(conv_transpose2d, form=form) for form in ("stamps", "subpixel")}
 
 
 @pytest.fixture(autouse=True)
@@ -102,9 +106,10 @@ def assert_matches_torch(fn, cfg, dtype, atol, rtol):
         torch.testing.assert_close(grad, ref_grad, atol=atol, rtol=rtol, msg=lambda m: f"{name}: {m}")
 
 
-@given(configs())
-def test_fast_path_matches_torch_fp32(cfg):
-    assert_matches_torch(conv_transpose2d, cfg, torch.float32, atol=1e-5, rtol=1e-4)
+@pytest.mark.parametrize("form", [*FORMS, "auto"])
+@given(cfg=configs())
+def test_fast_path_matches_torch_fp32(form, cfg):
+    assert_matches_torch(FORMS.get(form, conv_transpose2d), cfg, torch.float32, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("view", [conv_transpose2d_naive, conv_transpose2d_matrix])
@@ -115,11 +120,11 @@ def test_naive_and_matrix_views_match_torch(view, cfg):
 
 # float64 gradcheck and gradgradcheck compare the hand-written backward (and its own derivative)
 # with finite differences: full Jacobians, so tiny sizes.
-def gradchecks(cfg):
+def gradchecks(cfg, form="auto"):
     x, weight, bias, leaves = make_inputs(cfg, torch.float64)
 
     def fn(*tensors):  # the leaves: input, weight and, when there is one, bias
-        return conv_transpose2d(*tensors, **args(cfg))
+        return conv_transpose2d(*tensors, **args(cfg), form=form)
 
     assert torch.autograd.gradcheck(fn, leaves)
     assert torch.autograd.gradgradcheck(fn, leaves)
@@ -131,15 +136,17 @@ def gradchecks(cfg):
     dict(stride=2, dilation=3, output_padding=2, kernel=(2, 2)),                # output_padding >= stride
     dict(stride=3, kernel=(2, 2), size=(1, 1), layout="strided"),               # kernel < stride
 ])
-def test_gradcheck_float64_named_cases(kwargs):
+@pytest.mark.parametrize("form", FORMS)
+def test_gradcheck_float64_named_cases(kwargs, form):
     cfg = dict(batch=2, c_in=2, c_out=2, size=(2, 3), groups=1, dilation=1, padding=0,
                output_padding=0, bias=True, layout="contiguous") | kwargs
-    gradchecks(cfg)
+    gradchecks(cfg, form)
 
 
-@given(configs(max_size=3, max_channels=2, max_kernel=3, max_batch=2))
-def test_gradcheck_float64(cfg):
-    gradchecks(cfg)
+@pytest.mark.parametrize("form", FORMS)
+@given(cfg=configs(max_size=3, max_channels=2, max_kernel=3, max_batch=2))
+def test_gradcheck_float64(form, cfg):
+    gradchecks(cfg, form)
 
 
 # torch CPU runs F.conv_transpose2d in float16 and bfloat16 (checked). Output and gradients are
@@ -148,11 +155,12 @@ def test_gradcheck_float64(cfg):
 # error in that dtype. (The escape exists because torch's bf16 F.conv2d on CPU is itself wrong for
 # some strided, dilated shapes, e.g. stride (1, 3), dilation 2, k=4 -- and so then is its
 # F.conv_transpose2d backward, which is the same convolution.)
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
 @given(cfg=configs())
-def test_half_precision_as_accurate_as_torch(dtype, tol, cfg):
+def test_half_precision_as_accurate_as_torch(dtype, tol, form, cfg):
     truth = value_and_grads(F.conv_transpose2d, *make_inputs(cfg, torch.float64), cfg)
-    ours = value_and_grads(conv_transpose2d, *make_inputs(cfg, dtype), cfg)
+    ours = value_and_grads(FORMS[form], *make_inputs(cfg, dtype), cfg)
     theirs = value_and_grads(F.conv_transpose2d, *make_inputs(cfg, dtype), cfg)
     assert ours[0].dtype == dtype and all(g.dtype == dtype for g in ours[1])
     for name, got, torch_got, want in zip(["output", "input", "weight", "bias"], (ours[0], *ours[1]),
@@ -168,8 +176,8 @@ def test_course_worked_examples():
     expected = {1: [[0, 0, 1], [0, 4, 6], [4, 12, 9]],
                 2: [[0, 0, 0, 1], [0, 0, 2, 3], [0, 2, 0, 3], [4, 6, 6, 9]]}
     for stride, want in expected.items():
-        for view in (conv_transpose2d, conv_transpose2d_naive, conv_transpose2d_matrix):
-            assert view(x, kernel, stride=stride)[0, 0].tolist() == want, (view.__name__, stride)
+        for view in (*FORMS.values(), conv_transpose2d_naive, conv_transpose2d_matrix):
+            assert view(x, kernel, stride=stride)[0, 0].tolist() == want, (view, stride)
 
 
 def test_unbatched_input():
@@ -181,11 +189,27 @@ def test_unbatched_input():
         torch.testing.assert_close(out, ref)
 
 
-def test_channels_last_in_channels_last_out():
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("output_padding", [0, 1])   # 1: the phases interleave exactly; 0: cropped
+def test_channels_last_in_channels_last_out(form, output_padding):
     x = torch.randn(2, 8, 5, 5).contiguous(memory_format=torch.channels_last)
-    out = conv_transpose2d(x, torch.randn(8, 4, 4, 4), stride=2, padding=1)
+    conv = FORMS[form]
+    out = conv(x, torch.randn(8, 4, 3, 3), stride=2, padding=1, output_padding=output_padding)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    assert conv_transpose2d(x.contiguous(), torch.randn(8, 4, 4, 4)).is_contiguous()
+    assert conv(x.contiguous(), torch.randn(8, 4, 4, 4)).is_contiguous()
+
+
+def test_auto_form_is_stamps_at_batch_1_else_subpixel(monkeypatch):
+    from minigan.layers import conv_transpose as module
+    called = []
+    for name in ("_stamp_forward", "_subpixel_forward"):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name: called.append(name) or real(*a))
+    for batch in (1, 2):
+        conv_transpose2d(torch.randn(batch, 2, 3, 3), torch.randn(2, 2, 3, 3), stride=2)
+    assert called == ["_stamp_forward", "_subpixel_forward"]
+    with pytest.raises(ValueError, match="form must be"):
+        conv_transpose2d(torch.randn(1, 2, 3, 3), torch.randn(2, 2, 3, 3), form="fold")
 
 
 class RecordOps(TorchDispatchMode):
@@ -299,8 +323,8 @@ def test_cached_sub_kernel_selection_survives_inference_mode():
     _cached_selection.cache_clear()
     x, weight = torch.randn(1, 3, 5, 5), torch.randn(3, 2, 3, 3, requires_grad=True)
     with torch.inference_mode():
-        conv_transpose2d(x, weight.detach(), stride=2, padding=1, output_padding=1)
-    conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1).sum().backward()
+        FORMS["subpixel"](x, weight.detach(), stride=2, padding=1, output_padding=1)
+    FORMS["subpixel"](x, weight, stride=2, padding=1, output_padding=1).sum().backward()
     assert _cached_selection.cache_info().hits == 1
     torch.testing.assert_close(weight.grad, torch.autograd.grad(
         F.conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1).sum(), weight)[0])
