@@ -328,3 +328,20 @@ def test_cached_sub_kernel_selection_survives_inference_mode():
     assert _cached_selection.cache_info().hits == 1
     torch.testing.assert_close(weight.grad, torch.autograd.grad(
         F.conv_transpose2d(x, weight, stride=2, padding=1, output_padding=1).sum(), weight)[0])
+
+
+@pytest.mark.parametrize("c_in,size,stamp_adjoint", [(8, 2, True), (2, 6, False)])
+def test_stamp_backward_where_weights_outweigh_the_image(monkeypatch, c_in, size, stamp_adjoint):
+    # batch 1: stamps forward; backward by the stamps' adjoint when 4 * channels >= pixels, else
+    # by the adjoint convolution -- both must give torch's gradients
+    from minigan.layers import conv_transpose as module
+    called = []
+    real = module._stamp_backward
+    monkeypatch.setattr(module, "_stamp_backward", lambda *a: called.append(1) or real(*a))
+    x = torch.randn(1, c_in, size, size + 1, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(c_in, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    ours = torch.autograd.grad(conv_transpose2d(x, weight, stride=2, padding=1).square().sum(), (x, weight))
+    theirs = torch.autograd.grad(F.conv_transpose2d(x, weight, stride=2, padding=1).square().sum(), (x, weight))
+    assert bool(called) == stamp_adjoint
+    for got, want in zip(ours, theirs):
+        torch.testing.assert_close(got, want)
