@@ -2,10 +2,15 @@
 
     python -m minigan.bench conv [--device cpu|cuda]
 
-The shapes are the generators' upsampling layers: the U-Net / ResNet-generator decoder (k3 s2 p1
-op1 at batch 1) and DCGAN (k4 s2 p1 at batch 64). Each implementation is timed in turn, the round
-repeated and the best round kept, so that a busy machine hurts every column alike.
+The shapes are the generators' upsampling layers: the ResNet generator's decoder (k3 s2 p1 op1 at
+batch 1: the CycleGAN CPU recipe's and the paper's), the U-Net's (k4 s2 p1, batch 1) and DCGAN's (k4
+s2 p1 at batch 64). minigan's fast path is timed in both its forms, stamps and sub-pixel (the
+module docstring of `minigan.layers.conv_transpose`); the ratio is the form it picks for the shape
+("auto": stamps at batch 1) over torch. Each implementation is timed in turn, the round repeated
+and the best round kept, so that a busy machine hurts every column alike.
 """
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -13,11 +18,17 @@ from . import forward_and_backward_times
 from ..layers.conv_transpose import conv_transpose2d, conv_transpose2d_matrix
 
 # (input shape, out_channels, kernel, stride, padding, output_padding)
-SHAPES = [((1, 256, 64, 64), 128, 3, 2, 1, 1),
+SHAPES = [((1, 64, 16, 16), 32, 3, 2, 1, 1),
+          ((1, 32, 32, 32), 16, 3, 2, 1, 1),
+          ((1, 256, 64, 64), 128, 3, 2, 1, 1),
           ((1, 128, 128, 128), 64, 3, 2, 1, 1),
+          ((1, 1024, 2, 2), 512, 4, 2, 1, 0),
+          ((1, 1024, 8, 8), 512, 4, 2, 1, 0),
+          ((1, 256, 64, 64), 64, 4, 2, 1, 0),
           ((64, 512, 4, 4), 256, 4, 2, 1, 0),
           ((64, 128, 16, 16), 64, 4, 2, 1, 0)]
-IMPLS = {"torch": F.conv_transpose2d, "minigan": conv_transpose2d, "matrix": conv_transpose2d_matrix}
+IMPLS = {"torch": F.conv_transpose2d, "stamps": functools.partial(conv_transpose2d, form="stamps"),
+         "subpixel": functools.partial(conv_transpose2d, form="subpixel"), "matrix": conv_transpose2d_matrix}
 
 
 def measure(shape, out_channels, kernel, stride, padding, output_padding, device, rounds=3):
@@ -40,7 +51,7 @@ def measure(shape, out_channels, kernel, stride, padding, output_padding, device
 
 def main(device):
     print(f"transposed convolution on {device} ({torch.get_num_threads()} threads): milliseconds, "
-          "best of 3 rounds; ratio = minigan / torch")
+          "best of 3 rounds; ratio = minigan (the form it picks: stamps at batch 1) / torch")
     head = (f"{'input -> out, kernel':34} {'':6}" + "".join(f"{name:>9}" for name in IMPLS)
             + f"{'ratio':>8}")
     print(head)
@@ -50,5 +61,5 @@ def main(device):
                  + (f" op{output_padding}" if output_padding else ""))
         for i, what in enumerate(["fwd", "fwd+bwd"]):
             times = "".join(f"{1e3 * best[name][i]:9.2f}" for name in IMPLS)
-            ratio = best["minigan"][i] / best["torch"][i]
+            ratio = best["stamps" if shape[0] == 1 else "subpixel"][i] / best["torch"][i]
             print(f"{label if i == 0 else '':34} {what:6}{times}{ratio:8.2f}")

@@ -106,6 +106,12 @@ def conv_transpose_size(size, kernel, stride=1, padding=0, output_padding=0, dil
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
+def _output_size(x, weight, s, p, op, d):
+    """(H_out, W_out) of a 4-D input x and weight, with paired arguments."""
+    return tuple(conv_transpose_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i], d[i])
+                 for i in range(2))
+
+
 def _check(input, weight, bias, stride, padding, output_padding, groups, dilation):
     """Validate like torch; return 4-D input, whether it was unbatched, and pairs s, p, op, d."""
     if input.dim() not in (3, 4):
@@ -141,8 +147,7 @@ def _check(input, weight, bias, stride, padding, output_padding, groups, dilatio
     if bias is not None and tuple(bias.shape) != (out_channels,):
         raise RuntimeError(f"expected bias to be 1-dimensional with {out_channels} elements, but got "
                            f"bias of size {list(bias.shape)}")
-    h_out, w_out = (conv_transpose_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i],
-                                        d[i]) for i in range(2))
+    h_out, w_out = _output_size(x, weight, s, p, op, d)
     if h_out <= 0 or w_out <= 0:
         raise RuntimeError(f"input size {tuple(x.shape[2:])} gives output size ({h_out}, {w_out}): "
                            "output size is too small (reduce padding)")
@@ -281,8 +286,7 @@ def _subpixel_forward(x, weight, bias, s, p, op, groups, d):
     n, c_in, h, w = x.shape
     c_in_g, c_out_g, kh, kw = weight.shape[0] // groups, *weight.shape[1:]
     c_out = c_out_g * groups
-    h_out, w_out = (conv_transpose_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i],
-                                        d[i]) for i in range(2))
+    h_out, w_out = _output_size(x, weight, s, p, op, d)
     taps_h, step_h, pad_h, top = _phase_taps(kh, s[0], d[0], p[0], h, h_out)
     taps_w, step_w, pad_w, left = _phase_taps(kw, s[1], d[1], p[1], w, w_out)
     # gather the sub-kernels with a 0/1 tap-selection matrix (a matmul: far faster than indexing)
@@ -337,8 +341,7 @@ def _stamp_forward(x, weight, bias, s, p, op, groups, d):
     n, c_in, h, w = x.shape
     c_in_g, c_out_g, kh, kw = weight.shape[0] // groups, *weight.shape[1:]
     c_out = c_out_g * groups
-    h_out, w_out = (conv_transpose_size(x.shape[2 + i], weight.shape[2 + i], s[i], p[i], op[i],
-                                        d[i]) for i in range(2))
+    h_out, w_out = _output_size(x, weight, s, p, op, d)
     # stamps[n, (g, o), ky, kx, i, j] = sum_c w[(g, c), o, ky, kx] * x[n, (g, c), i, j]: one matrix
     # product per group, with the weights as they are stored (the transpose is a view)
     stamps = (weight.reshape(groups, c_in_g, c_out_g * kh * kw).transpose(1, 2)

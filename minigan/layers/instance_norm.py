@@ -43,9 +43,11 @@ layer holds 16 planes of 4096 pixels) and each of these ops costs a few microsec
 so the op count, not the bytes, is what this path minimizes.
 
 The op is registered with torch as `torch.ops.minigan.instance_norm_act` (`torch.library.custom_op`,
-with its fake implementation and its backward): torch.compile traces through it without a graph
-break. Eager calls take the same three functions through a plain autograd.Function, which costs
-less per call.
+with its fake implementation and its backward), for code that wants it as one named op (export,
+other libraries); `torch.library.opcheck` tests the registration. minigan's layers call the same
+three functions through a plain autograd.Function: eagerly it costs less per call than the
+dispatcher's custom-op machinery, and torch.compile traces it, backward included, without a graph
+break, so that Inductor can fuse its passes with the neighbouring ops.
 
 Numerics. The variance is computed in two passes (mean first, then the mean of squared deviations).
 The one-pass E[x^2] - E[x]^2 cancels catastrophically in float32 when the mean is large next to the
@@ -142,7 +144,10 @@ def _forward(input, weight, bias, negative_slope, eps):
     # from one fused norm and, on the (N*C, 1) column, one addcmul (eps + |x_c|^2 / M) and rsqrt
     x_hat = torch.sub(x, x.sum(1, keepdim=True), alpha=1 / m)
     norm = torch.linalg.vector_norm(x_hat, dim=1, keepdim=True)
-    rstd = torch.addcmul(_eps_tensor(eps, dtype, x.device), norm, norm, value=1 / m).rsqrt_()
+    if torch.compiler.is_compiling():   # traced: plain ops, which Inductor fuses anyway
+        rstd = (norm * norm * (1 / m) + eps).rsqrt()
+    else:
+        rstd = torch.addcmul(_eps_tensor(eps, dtype, x.device), norm, norm, value=1 / m).rsqrt_()
     x_hat.mul_(rstd)
     if weight is None and bias is None:
         z = x_hat
@@ -248,7 +253,7 @@ class _InstanceNormAct(torch.autograd.Function):
 
 # The same op registered with torch (`torch.ops.minigan.instance_norm_act`): torch.compile and
 # export see one op with a known output shape (the fake implementation) and a registered backward,
-# so a compiled net has no graph break here. `torch.library.opcheck` tests the registration.
+# so a graph calling it has no break there. `torch.library.opcheck` tests the registration.
 @torch.library.custom_op("minigan::instance_norm_act", mutates_args=())
 def instance_norm_act_op(input: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
                          negative_slope: Optional[float], eps: float) -> tuple[torch.Tensor, torch.Tensor,
@@ -273,8 +278,9 @@ instance_norm_act_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def _instance_norm_act(input, weight, bias, negative_slope, eps):
-    if torch.compiler.is_compiling():
-        return instance_norm_act_op(input, weight, bias, negative_slope, eps)[0]
+    # also under torch.compile: dynamo traces the Function, forward and hand-written backward, into the
+    # graph, where Inductor fuses its passes with the neighbours'; the registered op would be one
+    # opaque call (the CPU recipe's compiled step: 0.160 s this way, 0.179 s through the op)
     return _InstanceNormAct.apply(input, weight, bias, negative_slope, eps)
 
 

@@ -331,8 +331,10 @@ def test_custom_op_is_the_eager_path():
 
 
 def test_compiles_without_graph_breaks():
-    # fullgraph=True raises on any graph break: the op must be one node torch.compile understands.
-    # One graph holds every branch (plain norm, ReLU, LeakyReLU; with and without affine): one compile.
+    # fullgraph=True raises on any graph break: the layers' autograd.Function must trace, forward and
+    # backward, and so must the registered op. One graph holds every branch (plain norm, ReLU,
+    # LeakyReLU; with and without affine, and the op): one compile.
+    from minigan.layers.instance_norm import instance_norm_act_op
     torch._dynamo.reset()
     gen = torch.Generator().manual_seed(2)
     x, grad = torch.randn(1, 4, 6, 6, generator=gen), torch.randn(1, 4, 6, 6, generator=gen)
@@ -340,7 +342,8 @@ def test_compiles_without_graph_breaks():
 
     def every_branch(x, weight, bias, eps, slope):
         return (ours(x, weight, bias, eps, slope) + ours(x, None, None, eps, None)
-                + ours(x, None, None, eps, 0.0) * ours(x, weight, None, eps, 0.2))
+                + ours(x, None, None, eps, 0.0) * ours(x, weight, None, eps, 0.2)
+                + instance_norm_act_op(x, None, bias, 0.2, eps)[0])
     compiled = torch.compile(every_branch, fullgraph=True, dynamic=False)
     assert_all_close(run(compiled, x, weight, bias, 1e-5, 0.2, grad),
                      run(every_branch, x, weight, bias, 1e-5, 0.2, grad), atol=1e-5, rtol=1e-5)
