@@ -8,7 +8,7 @@ is timed with and without `Guard.keep`'s copy, interleaved, median of repeats.
 import torch
 
 from .. import losses
-from ..kit import checkpoint, optimizer_step
+from ..kit import adam, checkpoint, optimizer_step
 from ..kit.guard import copy_state
 from ..nets import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, PatchGAN, ResnetGenerator
 from ..nets.unet import ToyUNet
@@ -36,8 +36,7 @@ def main(device="cpu"):
         objects, steps = {}, []
         for i, (G, D) in enumerate(pairs):
             G.to(device), D.to(device)
-            opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
-            opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+            opt_g, opt_d = adam(G.parameters(), 2e-4, 0.5), adam(D.parameters(), 2e-4, 0.5)  # the scripts' Adam
             objects.update({f"G{i}": G, f"D{i}": D, f"opt_g{i}": opt_g, f"opt_d{i}": opt_d})
             steps.append((G, D, opt_g, opt_d))
 
