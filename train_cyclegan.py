@@ -62,10 +62,17 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_
     --lambda-identity; autocast and scaler come from --amp. Returns every loss term: each
     generator's GAN term, the cycle and identity L1 of each domain (unweighted), G's total, and
     each D's (halved) loss."""
+    # Each G runs in one pass on all the images it has so far (kit.in_one_pass: the nets treat every
+    # image on its own -- instance norm -- so that is the reference's separate calls, to rounding).
+    # Identity: G_BA on an A image (and G_AB on a B image) should change nothing.
+    identity = args.lambda_identity > 0
     with autocast():
-        fake_b = G_AB(real_a)   # a horse as a zebra
-        rec_a = G_BA(fake_b)    # and back: should be the same horse
-        fake_a = G_BA(real_b)
+        if identity:
+            fake_b, same_b = kit.in_one_pass(G_AB, real_a, real_b)            # a horse as a zebra
+            rec_a, fake_a, same_a = kit.in_one_pass(G_BA, fake_b, real_b, real_a)   # and back again
+        else:
+            fake_b = G_AB(real_a)
+            rec_a, fake_a = kit.in_one_pass(G_BA, fake_b, real_b)
         rec_b = G_AB(fake_a)
 
     # G step: fool both Ds, come back around the cycle, leave in-domain images alone. The Ds are
@@ -78,8 +85,8 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_
         cycle_a, cycle_b = (rec_a - real_a).abs().mean(), (rec_b - real_b).abs().mean()
         g_loss = gan_ab + gan_ba + args.lambda_cycle * (cycle_a + cycle_b)
         logged = dict(g_gan_ab=gan_ab, g_gan_ba=gan_ba, g_cycle_a=cycle_a, g_cycle_b=cycle_b)
-        if args.lambda_identity > 0:  # G_BA on an A image (and G_AB on a B image) should change nothing
-            idt_a, idt_b = (G_BA(real_a) - real_a).abs().mean(), (G_AB(real_b) - real_b).abs().mean()
+        if identity:
+            idt_a, idt_b = (same_a - real_a).abs().mean(), (same_b - real_b).abs().mean()
             g_loss = g_loss + args.lambda_identity * args.lambda_cycle * (idt_a + idt_b)
             logged.update(g_idt_a=idt_a, g_idt_b=idt_b)
     kit.optimizer_step(opt_g, g_loss, scaler)
@@ -91,8 +98,8 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_
     # while optimizing D", Isola et al. 2017, sec. 3.3). Meant to slow D down relative to G, it hardly
     # does with Adam, whose step is nearly invariant to the loss's scale (see minigan/losses.py).
     with autocast():
-        d_a = 0.5 * losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
-        d_b = 0.5 * losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
+        d_a = 0.5 * losses.d_loss(*kit.in_one_pass(D_A, real_a, pool_a.query(fake_a)), args.gan_loss)
+        d_b = 0.5 * losses.d_loss(*kit.in_one_pass(D_B, real_b, pool_b.query(fake_b)), args.gan_loss)
     kit.optimizer_step(opt_d, d_a + d_b, scaler)
     if scaler is not None:
         scaler.update()

@@ -73,7 +73,7 @@ def cyclegan_steps(rows, steps=50, warmup=5):
         for compile in (False, True):
             torch._dynamo.reset()
             torch.manual_seed(0)
-            nets, batch, train_step = cyclegan_nets(256, 64, 64, 9)("cuda")
+            nets, batch, train_step, _ = cyclegan_nets(256, 64, 64, 9)("cuda")
             nets = [net.cuda() for net in nets]
             if compile:
                 for net in nets:

@@ -7,8 +7,9 @@ so run this from the repository root): D's and G's forward, backward and Adam st
 batch. "twin" is the same nets built from torch's own layers as the reference implementation builds
 them (`minigan.bench.twins`: nn.InstanceNorm2d then ReLU, nn.ConvTranspose2d), holding the same
 weights, and trained as the reference trains them: with torch's default Adam, where minigan's
-scripts use the fused one (`kit.adam`). "twin, fused Adam" is the twin with minigan's Adam, so that
-minigan / it is the nets' ratio alone and minigan / twin the whole step's. The variants are timed interleaved, one
+scripts use the fused one (`kit.adam`), and for CycleGAN with every net pass on its own batch, where
+train_cyclegan.py stacks them (`kit.in_one_pass`). "twin, minigan's step" is the twin trained as
+minigan trains, so that minigan / it is the nets' ratio alone and minigan / twin the whole step's. The variants are timed interleaved, one
 step each in turn, `repeats` times after two warm-up steps (a busy machine slows every column alike),
 and each figure is the median seconds per step, with the spread (min - max) beside it.
 
@@ -27,7 +28,7 @@ from types import SimpleNamespace
 
 import torch
 
-from .. import kit
+from .. import kit, losses
 from ..kit.image_pool import ImagePool
 from ..kit.run import init_weights
 from ..nets import (DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator, PatchGAN,
@@ -81,19 +82,40 @@ def pix2pix(device):
     return [G, D], (*batch, SimpleNamespace(loss="gan+l1", lambda_l1=100.0)), script("pix2pix").train_step
 
 
+def reference_cyclegan_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pool_a, pool_b, real_a, real_b, args):
+    """CycleGAN's step as the reference code runs it (CycleGANModel.optimize_parameters): the same
+    losses as train_cyclegan.train_step, but every net pass on one batch of its own -- 6 G passes and
+    6 D passes where the script stacks them into 3 and 4 (kit.in_one_pass)."""
+    fake_b, fake_a = G_AB(real_a), G_BA(real_b)
+    rec_a, rec_b = G_BA(fake_b), G_AB(fake_a)
+    for D in (D_A, D_B):
+        D.requires_grad_(False)
+    g_loss = (losses.g_loss(D_B(fake_b), args.gan_loss) + losses.g_loss(D_A(fake_a), args.gan_loss)
+              + args.lambda_cycle * ((rec_a - real_a).abs().mean() + (rec_b - real_b).abs().mean())
+              + args.lambda_identity * args.lambda_cycle * ((G_BA(real_a) - real_a).abs().mean()
+                                                           + (G_AB(real_b) - real_b).abs().mean()))
+    kit.optimizer_step(opt_g, g_loss)
+    for D in (D_A, D_B):
+        D.requires_grad_(True)
+    d_a = 0.5 * losses.d_loss(D_A(real_a), D_A(pool_a.query(fake_a)), args.gan_loss)
+    d_b = 0.5 * losses.d_loss(D_B(real_b), D_B(pool_b.query(fake_b)), args.gan_loss)
+    kit.optimizer_step(opt_d, d_a + d_b)
+    return dict(d_a=d_a, d_b=d_b, g_loss=g_loss)
+
+
 def cyclegan_nets(size, ngf, ndf, n_blocks):
     def make(device):
         nets = [ResnetGenerator(ngf=ngf, n_blocks=n_blocks) for _ in "AB"]
         nets += [PatchGAN(3, ndf, 3, norm="instance") for _ in "AB"]
         batch = (torch.randn(1, 3, size, size, device=device), torch.randn(1, 3, size, size, device=device))
         args = SimpleNamespace(gan_loss="lsgan", lambda_cycle=10.0, lambda_identity=0.5)
-        step = script("cyclegan").train_step
-
-        def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a, real_b):
-            # the pools are full of fakes from the start (a pool of 50 fills in 50 steps)
-            return step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, pools[0], pools[1], real_a, real_b, args)
         pools = (ImagePool(50), ImagePool(50))
-        return nets, batch, train_step
+
+        def step_of(step):
+            def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a, real_b):
+                return step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, *pools, real_a, real_b, args)
+            return train_step
+        return nets, batch, step_of(script("cyclegan").train_step), step_of(reference_cyclegan_step)
     return make
 
 
@@ -110,26 +132,27 @@ CONFIGS = {
 def variants(make, device, compile):
     """{name: a closure running one training step}: minigan and twin, eager and compiled."""
     torch.manual_seed(0)
-    nets, batch, train_step = make(device)
+    nets, batch, train_step, *reference = make(device)
+    reference_step = reference[0] if reference else train_step   # the same structure but for CycleGAN
     for net in nets:
         net.apply(init_weights)
         net.to(device)
     twins = [twin(net) for net in nets]
-    # name -> (nets, how their Adam is made): minigan as its scripts train, the twin as the reference
-    # trains, and the twin with minigan's Adam, whose ratio to minigan is the nets' alone
-    built = {"minigan": (nets, adam), "twin": (twins, reference_adam),
-             "twin, fused Adam": ([copy.deepcopy(net) for net in twins], adam)}
+    # name -> (nets, how their Adam is made, the step): minigan as its scripts train, the twin as the
+    # reference trains, and the twin trained as minigan trains, whose ratio to minigan is the nets' alone
+    built = {"minigan": (nets, adam, train_step), "twin": (twins, reference_adam, reference_step),
+             "twin, minigan's step": ([copy.deepcopy(net) for net in twins], adam, train_step)}
     if compile:
         for name in ("minigan", "twin"):
             compiled = [copy.deepcopy(net) for net in built[name][0]]
             for net in compiled:
                 net.compile()
-            built[f"{name} compiled"] = (compiled, built[name][1])
+            built[f"{name} compiled"] = (compiled, *built[name][1:])
     steps = {}
-    for name, (nets, make_adam) in built.items():
+    for name, (nets, make_adam, step) in built.items():
         half = len(nets) // 2                       # G's first, D's after: one Adam for each half
         optimizers = (make_adam(*nets[:half]), make_adam(*nets[half:]))
-        steps[name] = (lambda nets=nets, optimizers=optimizers: train_step(*nets, *optimizers, *batch))
+        steps[name] = (lambda nets=nets, optimizers=optimizers, step=step: step(*nets, *optimizers, *batch))
     return steps
 
 
@@ -181,9 +204,10 @@ def main(device, nets=None, repeats=None, eager_only=False):
         median = {k: statistics.median(v) for k, v in times.items()}
         print(f"\n{name}: {description}; {count} interleaved steps each")
         for variant, seconds in times.items():
-            print(f"  {variant:<18} {median[variant]:9.4f} s  ({min(seconds):.4f} - {max(seconds):.4f})")
-        print(f"  eager minigan / twin: {median['minigan'] / median['twin']:.3f} (the nets alone, both with "
-              f"the fused Adam: {median['minigan'] / median['twin, fused Adam']:.3f})")
+            print(f"  {variant:<22} {median[variant]:9.4f} s  ({min(seconds):.4f} - {max(seconds):.4f})")
+        nets_alone = median["minigan"] / median["twin, minigan's step"]
+        print(f"  eager minigan / twin: {median['minigan'] / median['twin']:.3f} (the nets alone, both trained "
+              f"as minigan trains: {nets_alone:.3f})")
         if "minigan compiled" in median:
             print(f"  compiled minigan / eager twin: {median['minigan compiled'] / median['twin']:.3f}; "
                   f"compiled minigan / compiled twin: {median['minigan compiled'] / median['twin compiled']:.3f}")

@@ -14,9 +14,10 @@ test. `from minigan import kit` gives the main names of `run`, `flags` and `orde
 from .distributed import is_main
 from .flags import SESSION_FLAGS, Parser, add_common_args, parse_args, parser
 from .order import SeededBatches, epoch_loader, mix, seed_worker
-from .run import (CONV_LAYERS, NORM_LAYERS, Run, adam, compile_nets, generate, init_weights, linear_decay_lr,
-                  optimizer_step, pick_device, run_main, seed_everything)
+from .run import (CONV_LAYERS, NORM_LAYERS, Run, adam, compile_nets, generate, in_one_pass, init_weights,
+                  linear_decay_lr, optimizer_step, pick_device, run_main, seed_everything)
 
-__all__ = ["CONV_LAYERS", "NORM_LAYERS", "SESSION_FLAGS", "Parser", "Run", "SeededBatches", "adam", "add_common_args",
-           "compile_nets", "epoch_loader", "generate", "init_weights", "is_main", "linear_decay_lr", "mix",
-           "optimizer_step", "parse_args", "parser", "pick_device", "run_main", "seed_everything", "seed_worker"]
+__all__ = ["CONV_LAYERS", "NORM_LAYERS", "SESSION_FLAGS", "Parser", "Run", "SeededBatches", "adam",
+           "add_common_args", "compile_nets", "epoch_loader", "generate", "in_one_pass", "init_weights", "is_main",
+           "linear_decay_lr", "mix", "optimizer_step", "parse_args", "parser", "pick_device", "run_main",
+           "seed_everything", "seed_worker"]

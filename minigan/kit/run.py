@@ -390,6 +390,25 @@ def seeded_rng(device, seed):
         yield
 
 
+# --- one pass for several batches ---
+
+def in_one_pass(net, *batches):
+    """net(batch) for each batch, computed as one call on them stacked along the batch dimension.
+
+    Only for nets that treat every image on its own -- instance norm, not batch norm (whose
+    statistics would then span all the batches) -- where the results are the same as separate
+    calls, to rounding. Fewer, larger calls: on CPU at batch 1, where a call's fixed costs weigh,
+    CycleGAN's step runs its 12 net passes as 7 and takes a third less time.
+
+    >>> net = torch.nn.Conv2d(3, 2, 3)
+    >>> a, b = torch.randn(1, 3, 8, 8), torch.randn(2, 3, 8, 8)
+    >>> out_a, out_b = in_one_pass(net, a, b)
+    >>> out_b.shape, torch.allclose(out_a, net(a), atol=1e-6)
+    (torch.Size([2, 2, 6, 6]), True)
+    """
+    return net(torch.cat(batches)).split([len(batch) for batch in batches])
+
+
 # --- one optimizer step ---
 
 def adam(params, lr, beta1, beta2=0.999):
