@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from . import forward_and_backward_times
-from ..layers.conv_transpose import conv_transpose2d, conv_transpose2d_matrix
+from ..layers.conv_transpose import conv_transpose2d, conv_transpose2d_matrix, fast_form
 
 # (input shape, out_channels, kernel, stride, padding, output_padding)
 SHAPES = [((1, 64, 16, 16), 32, 3, 2, 1, 1),
@@ -61,5 +61,5 @@ def main(device):
                  + (f" op{output_padding}" if output_padding else ""))
         for i, what in enumerate(["fwd", "fwd+bwd"]):
             times = "".join(f"{1e3 * best[name][i]:9.2f}" for name in IMPLS)
-            ratio = best["stamps" if shape[0] == 1 else "subpixel"][i] / best["torch"][i]
+            ratio = best[fast_form(shape[0])][i] / best["torch"][i]
             print(f"{label if i == 0 else '':34} {what:6}{times}{ratio:8.2f}")

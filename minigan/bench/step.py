@@ -9,9 +9,10 @@ them (`minigan.bench.twins`: nn.InstanceNorm2d then ReLU, nn.ConvTranspose2d), h
 weights, and trained as the reference trains them: with torch's default Adam, where minigan's
 scripts use the fused one (`kit.adam`), and for CycleGAN with every net pass on its own batch, where
 train_cyclegan.py stacks them (`kit.in_one_pass`). "twin, minigan's step" is the twin trained as
-minigan trains, so that minigan / it is the nets' ratio alone and minigan / twin the whole step's. The variants are timed interleaved, one
-step each in turn, `repeats` times after two warm-up steps (a busy machine slows every column alike),
-and each figure is the median seconds per step, with the spread (min - max) beside it.
+minigan trains, so that minigan / it is the nets' ratio alone and minigan / twin the whole step's.
+The variants are timed interleaved, one step each in turn, `repeats` times after two warm-up steps
+(a busy machine slows every column alike), and each figure is the median seconds per step, with the
+spread (min - max) beside it.
 
 With compile (the default; --eager-only skips it) both nets are also timed after `nn.Module.compile`
 (torch.compile in place, Inductor, as --compile does); the first steps, which compile, are warm-up.

@@ -336,6 +336,20 @@ def _stamp_plan(k, s, d, p, size_in, size_out):
     return plan
 
 
+def _tap_slices(x, weight, s, p, d, h_out, w_out):
+    """(phases index, stamps index) for every kernel tap (ky, kx) whose stamps land in the output:
+    the forward adds stamps[stamps index] into phases[phases index], the backward reads it back.
+
+    Phases are (N, C_out, s_h, s_w, rows, cols), stamps (N, C_out, kH, kW, H, W), as `_stamp_forward`
+    lays them out.
+    """
+    (h, w), (kh, kw), every = x.shape[2:], weight.shape[2:], slice(None)
+    for ky, r_h, a0, a1, off_h in _stamp_plan(kh, s[0], d[0], p[0], h, h_out):
+        for kx, r_w, b0, b1, off_w in _stamp_plan(kw, s[1], d[1], p[1], w, w_out):
+            yield ((every, every, r_h, r_w, slice(a0, a1), slice(b0, b1)),
+                   (every, every, ky, kx, slice(a0 + off_h, a1 + off_h), slice(b0 + off_w, b1 + off_w)))
+
+
 def _stamp_forward(x, weight, bias, s, p, op, groups, d):
     """The forward of the stamp form on 4-D input (arguments already checked and paired)."""
     n, c_in, h, w = x.shape
@@ -350,11 +364,8 @@ def _stamp_forward(x, weight, bias, s, p, op, groups, d):
     shape = (n, c_out, s[0], s[1], rows, cols)
     phases = (stamps.new_zeros(shape) if bias is None else
               bias.to(stamps.dtype).view(1, c_out, 1, 1, 1, 1).expand(shape).contiguous())
-    plan_h, plan_w = _stamp_plan(kh, s[0], d[0], p[0], h, h_out), _stamp_plan(kw, s[1], d[1], p[1], w, w_out)
-    for ky, r_h, a0, a1, off_h in plan_h:
-        for kx, r_w, b0, b1, off_w in plan_w:
-            phases[:, :, r_h, r_w, a0:a1, b0:b1].add_(stamps[:, :, ky, kx, a0 + off_h:a1 + off_h,
-                                                             b0 + off_w:b1 + off_w])
+    for phase, stamp in _tap_slices(x, weight, s, p, d, h_out, w_out):
+        phases[phase].add_(stamps[stamp])
     # interleave: output pixel (a*s_h + r_h, b*s_w + r_w) is phase (r_h, r_w)'s pixel (a, b)
     out = torch.empty(n, c_out, h_out, w_out, dtype=stamps.dtype, device=x.device,
                       memory_format=_memory_format(x))
@@ -385,10 +396,8 @@ def _stamp_backward(grad_out, x, weight, s, p, groups, d, needs_input_grad):
     padded = F.pad(grad_out, (0, cols * s[1] - w_out, 0, rows * s[0] - h_out)) if cropped else grad_out
     phases = padded.view(n, c_out, rows, s[0], cols, s[1]).permute(0, 1, 3, 5, 2, 4)
     grad_stamps = grad_out.new_zeros(n, c_out, kh, kw, h, w)
-    for ky, r_h, a0, a1, off_h in _stamp_plan(kh, s[0], d[0], p[0], h, h_out):
-        for kx, r_w, b0, b1, off_w in _stamp_plan(kw, s[1], d[1], p[1], w, w_out):
-            grad_stamps[:, :, ky, kx, a0 + off_h:a1 + off_h, b0 + off_w:b1 + off_w] = (
-                phases[:, :, r_h, r_w, a0:a1, b0:b1])
+    for phase, stamp in _tap_slices(x, weight, s, p, d, h_out, w_out):
+        grad_stamps[stamp] = phases[phase]
     grad_stamps = grad_stamps.view(n, groups, c_out_g * kh * kw, h * w)
     weight_g = weight.reshape(groups, c_in_g, c_out_g * kh * kw)
     grad_x = grad_weight = None
@@ -440,21 +449,25 @@ class _ConvTranspose2dFunction(torch.autograd.Function):
         return grad_x, grad_weight, grad_bias, None, None, None, None, None, None
 
 
+def fast_form(batch_size):
+    """The fast form "auto" picks: stamps at batch 1, where they are faster, else sub-pixel."""
+    return "stamps" if batch_size == 1 else "subpixel"
+
+
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
                      dilation=1, form="auto"):
     """Transposed convolution with the signature and semantics of `F.conv_transpose2d`.
 
     input (N, C_in, H, W) or unbatched (C_in, H, W); weight (C_in, C_out/groups, kH, kW); bias
     (C_out,) or None; stride, padding, output_padding, dilation: int or pair. form: which fast
-    factorization runs the forward (module docstring): "stamps", "subpixel", or "auto" (stamps at
-    batch 1, where they are faster, else sub-pixel).
+    factorization runs the forward (module docstring): "stamps", "subpixel", or "auto" (`fast_form`).
     """
     if form not in ("auto", "stamps", "subpixel"):
         raise ValueError(f"conv_transpose2d: form must be 'auto', 'stamps' or 'subpixel', got {form!r}")
     x, unbatched, s, p, op, d = _check(input, weight, bias, stride, padding, output_padding, groups,
                                        dilation)
     if form == "auto":
-        form = "stamps" if x.shape[0] == 1 else "subpixel"
+        form = fast_form(x.shape[0])
     out = _ConvTranspose2dFunction.apply(x, weight, bias, s, p, op, groups, d, form)
     return out.squeeze(0) if unbatched else out
 

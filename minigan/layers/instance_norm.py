@@ -144,7 +144,7 @@ def _forward(input, weight, bias, negative_slope, eps):
     # from one fused norm and, on the (N*C, 1) column, one addcmul (eps + |x_c|^2 / M) and rsqrt
     x_hat = torch.sub(x, x.sum(1, keepdim=True), alpha=1 / m)
     norm = torch.linalg.vector_norm(x_hat, dim=1, keepdim=True)
-    if torch.compiler.is_compiling():   # traced: plain ops, which Inductor fuses anyway
+    if torch.compiler.is_compiling():   # traced, the cached eps tensor gains nothing (and dynamo warns)
         rstd = (norm * norm * (1 / m) + eps).rsqrt()
     else:
         rstd = torch.addcmul(_eps_tensor(eps, dtype, x.device), norm, norm, value=1 / m).rsqrt_()
